@@ -83,6 +83,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('category', 'text', (column) => column.notNull().check(sql`category in ('workup', 'treatment')`))
     .addColumn('kind', 'text', (column) => column.notNull())
     .addColumn('display', 'text', (column) => column.notNull())
+    .addColumn('code_system', 'text')
+    .addColumn('code', 'text')
     .addColumn('offset_minutes', 'integer')
     .addColumn('clinician_key', 'text')
     .addPrimaryKeyConstraint('encounter_item_pk', ['encounter_key', 'item_code'])

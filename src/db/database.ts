@@ -81,6 +81,9 @@ export interface EncounterItemTable {
   category: 'workup' | 'treatment';
   kind: string;
   display: string;
+  /** The source coding, for the FHIR resource a suggestion creates. */
+  code_system: string | null;
+  code: string | null;
   offset_minutes: number | null;
   clinician_key: string | null;
 }
