@@ -43,6 +43,9 @@ export interface ItemCount {
   readonly category: ItemCategory;
   readonly kind: string;
   readonly display: string;
+  /** The coding a suggestion orders it by; null when the source had none. */
+  readonly codeSystem: string | null;
+  readonly code: string | null;
   readonly encounters: number;
 }
 
@@ -50,7 +53,11 @@ export interface OutcomeStatistics {
   readonly admitted: number;
   readonly returned72h: number;
   readonly edLosMedianMinutes: number | null;
+  /** How many encounters have an ED length of stay (the median's base). */
+  readonly edLosKnown: number;
+  /** Median hospital length of stay over the admitted encounters that have one. */
   readonly hospitalLosMedianMinutes: number | null;
+  readonly hospitalLosKnown: number;
 }
 
 export interface CohortStatistics {
@@ -62,6 +69,7 @@ export interface CohortStatistics {
 /** Item shares across every encounter, for lift against the cohort. */
 export interface BaselineStatistics {
   readonly size: number;
+  /** item code → number of encounters that received it. */
   readonly items: ReadonlyMap<string, number>;
 }
 

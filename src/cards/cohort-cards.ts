@@ -1,0 +1,186 @@
+import type { CohortSelection } from '../cohort/matching.js';
+import { relaxationDescriptions, type Rules } from '../cohort/rules.js';
+import { proportion } from '../cohort/statistics.js';
+import type { BaselineStatistics, PatientFacts } from '../cohort/types.js';
+import type { Action, Card, CardKind, Link, Suggestion } from './card.js';
+import { escapeMarkdown, fitSummary, formatDuration, formatPercent, markdownTable } from './format.js';
+import { rankItems, type RankedItem } from './item-ranking.js';
+
+/** Everything a card builder needs; all of it plain data, so the same input gives the same JSON. */
+export interface CardContext {
+  readonly facts: PatientFacts;
+  readonly selection: CohortSelection;
+  readonly baseline: BaselineStatistics;
+  readonly rules: Rules;
+  readonly rulesVersion: number;
+  readonly patientId: string;
+  readonly encounterId: string | undefined;
+  /** Deterministic uuid for a name (e.g. "workup" or "workup/lab:50912"). */
+  readonly uuidFor: (name: string) => string;
+  /** Display of a complaint concept id. */
+  readonly conceptDisplay: (concept: string) => string;
+  /** A link to the page that explains this card's cohort, when the service offers one. */
+  readonly explanationLink?: (kind: CardKind) => Link | undefined;
+}
+
+const serviceName = 'Cohort CDS';
+
+/** Source label: who says it, on how many visits, under which rules (CDS Hooks 2.0 §Source). */
+function sourceLabel(context: CardContext): string {
+  return `${serviceName} · ${context.selection.statistics.size} similar ED visits · rules v${context.rulesVersion}`;
+}
+
+/** Who counts as similar, in words, with the relaxation applied. */
+export function describeCohortCriteria(context: CardContext): string {
+  const { criteria, relaxation } = context.selection.plan;
+  const parts: string[] = [];
+  if (criteria.sex !== null) parts.push(criteria.sex);
+  if (criteria.ageMin !== null && criteria.ageMax !== null) parts.push(`age ${criteria.ageMin}–${criteria.ageMax}`);
+  if (criteria.complaintConcept !== null) {
+    parts.push(`chief complaint ${escapeMarkdown(context.conceptDisplay(criteria.complaintConcept).toLowerCase())}`);
+  }
+  if (criteria.icd10 !== null) {
+    const codes = [...new Set(criteria.icd10.codes.map((code) => (criteria.icd10?.level === 'category' ? code.slice(0, 3) : code)))];
+    const shown = codes.slice(0, 6).map(escapeMarkdown).join(', ') + (codes.length > 6 ? ` and ${codes.length - 6} more` : '');
+    parts.push(`${criteria.icd10.level === 'category' ? 'ICD-10 category' : 'ICD-10 code'} ${shown}`);
+  }
+  const relaxed =
+    relaxation.length === 0
+      ? 'No relaxation was needed.'
+      : `Relaxed to reach ${context.rules.minCohortSize} visits: ${relaxation.map((step) => relaxationDescriptions[step]).join('; ')}.`;
+  return `Similar visits: ${parts.join(', ')}. ${relaxed}`;
+}
+
+function baseCard(context: CardContext, kind: CardKind): Pick<Card, 'uuid' | 'source' | 'links'> {
+  const link = context.explanationLink?.(kind);
+  return {
+    uuid: context.uuidFor(kind),
+    source: { label: sourceLabel(context) },
+    ...(link ? { links: [link] } : {}),
+  };
+}
+
+function itemLine(ranked: RankedItem): string {
+  return `${ranked.item.display} ${formatPercent(ranked.share)}`;
+}
+
+function itemRows(items: readonly RankedItem[], cohortSize: number): string[][] {
+  return items.map((ranked) => [
+    escapeMarkdown(ranked.item.display),
+    `${formatPercent(ranked.share)} (${ranked.item.encounters} of ${cohortSize})`,
+    formatPercent(ranked.baselineShare),
+    `${ranked.lift.toFixed(1)}×`,
+  ]);
+}
+
+function orderResource(ranked: RankedItem, context: CardContext): Record<string, unknown> {
+  const { item } = ranked;
+  const coding = item.codeSystem && item.code ? [{ system: item.codeSystem, code: item.code, display: item.display }] : undefined;
+  const concept = { ...(coding ? { coding } : {}), text: item.display };
+  const subject = { reference: `Patient/${context.patientId}` };
+  const encounter = context.encounterId ? { encounter: { reference: `Encounter/${context.encounterId}` } } : {};
+  if (item.kind === 'medication') {
+    return { resourceType: 'MedicationRequest', status: 'draft', intent: 'proposal', medicationCodeableConcept: concept, subject, ...encounter };
+  }
+  return { resourceType: 'ServiceRequest', status: 'draft', intent: 'proposal', code: concept, subject, ...encounter };
+}
+
+function suggestionsFor(kind: CardKind, items: readonly RankedItem[], context: CardContext): Suggestion[] {
+  const size = context.selection.statistics.size;
+  return items.map((ranked) => {
+    const action: Action = {
+      type: 'create',
+      description: `${ranked.item.kind === 'medication' ? 'Prescribe' : 'Order'} ${ranked.item.display} (${formatPercent(ranked.share)} of ${size} similar visits)`,
+      resource: orderResource(ranked, context),
+    };
+    return {
+      label: `${ranked.item.kind === 'medication' ? 'Give' : 'Order'} ${ranked.item.display}`,
+      uuid: context.uuidFor(`${kind}/${ranked.item.itemCode}`),
+      actions: [action],
+    };
+  });
+}
+
+function itemCard(context: CardContext, kind: 'workup' | 'treatment'): Card | null {
+  const { statistics } = context.selection;
+  const ranking = rankItems(statistics.items, kind, statistics.size, context.baseline, context.rules, context.facts.draftOrders);
+  if (ranking.distinctive.length === 0 && ranking.routine.length === 0) return null;
+  const noun = kind === 'workup' ? 'Workup' : 'Treatment';
+  const headline = ranking.distinctive.length > 0 ? ranking.distinctive : ranking.routine;
+  const summary = fitSummary(`${noun} in ${statistics.size} similar visits: ${headline.map(itemLine).join(', ')}`);
+  const sections: string[] = [describeCohortCriteria(context)];
+  if (ranking.distinctive.length > 0) {
+    sections.push(
+      markdownTable(['Item', 'Similar visits', 'All visits', 'Lift'], itemRows(ranking.distinctive, statistics.size)),
+    );
+  }
+  if (ranking.routine.length > 0) {
+    sections.push(`Routine in nearly every ED visit: ${ranking.routine.map((ranked) => escapeMarkdown(itemLine(ranked))).join(', ')}.`);
+  }
+  if (ranking.alreadyOrdered.length > 0) {
+    sections.push(`Already ordered: ${ranking.alreadyOrdered.map((ranked) => escapeMarkdown(itemLine(ranked))).join(', ')}.`);
+  }
+  sections.push(`Items given to fewer than ${context.rules.minCellSize} visits are not shown.`);
+  const suggestions = suggestionsFor(kind, ranking.distinctive, context);
+  return {
+    ...baseCard(context, kind),
+    summary,
+    detail: sections.join('\n\n'),
+    indicator: 'info',
+    ...(suggestions.length > 0 ? { suggestions, selectionBehavior: 'any' as const } : {}),
+  };
+}
+
+/** Workup card: the labs and imaging that set similar visits apart, with one-click orders. */
+export function buildWorkupCard(context: CardContext): Card | null {
+  return itemCard(context, 'workup');
+}
+
+/** Treatment card: the medications and procedures given in similar visits, by ingredient. */
+export function buildTreatmentCard(context: CardContext): Card | null {
+  return itemCard(context, 'treatment');
+}
+
+/** A rate, or "fewer than N" when its count is a small cell. */
+function displayRate(count: number, total: number, minCellSize: number, withInterval: boolean): string {
+  if (count > 0 && count < minCellSize) return `fewer than ${minCellSize} visits`;
+  const rate = proportion(count, total);
+  const interval = withInterval ? ` (95% CI ${formatPercent(rate.lower)}–${formatPercent(rate.upper)})` : '';
+  return `${formatPercent(rate.rate)}${interval}`;
+}
+
+/** Prognosis card: admission with its confidence interval, lengths of stay, 72-hour returns. */
+export function buildPrognosisCard(context: CardContext): Card {
+  const { statistics } = context.selection;
+  const { outcomes, size } = statistics;
+  const { rules } = context;
+  const admission = displayRate(outcomes.admitted, size, rules.minCellSize, true);
+  const returns = displayRate(outcomes.returned72h, size, rules.minCellSize, false);
+  const warn = outcomes.admitted / size >= rules.admissionWarningRate || outcomes.returned72h / size >= rules.returnWarningRate;
+  const rows: string[][] = [
+    ['Admitted', `${admission}`],
+    ['Returned to the ED within 72 h', returns],
+  ];
+  if (outcomes.edLosMedianMinutes !== null && outcomes.edLosKnown >= rules.minCellSize) {
+    rows.push(['Median time in the ED', formatDuration(outcomes.edLosMedianMinutes)]);
+  }
+  if (outcomes.hospitalLosMedianMinutes !== null && outcomes.hospitalLosKnown >= rules.minCellSize) {
+    rows.push(['Median hospital stay when admitted', formatDuration(outcomes.hospitalLosMedianMinutes)]);
+  }
+  const summary = fitSummary(`${size} similar visits: admitted ${admission}; 72-h return ${returns}`);
+  const thresholds = `Warning at admission ≥ ${formatPercent(rules.admissionWarningRate)} or 72-h return ≥ ${formatPercent(rules.returnWarningRate)}.`;
+  return {
+    ...baseCard(context, 'prognosis'),
+    summary,
+    detail: [describeCohortCriteria(context), markdownTable(['Outcome', `${size} similar visits`], rows), thresholds].join('\n\n'),
+    indicator: warn ? 'warning' : 'info',
+  };
+}
+
+/** The cards for a selected cohort, workup first; none when the cohort is below the minimum size. */
+export function buildCohortCards(context: CardContext): Card[] {
+  if (context.selection.statistics.size < context.rules.minCohortSize) return [];
+  return [buildWorkupCard(context), buildTreatmentCard(context), buildPrognosisCard(context)].filter(
+    (card): card is Card => card !== null,
+  );
+}

@@ -1,0 +1,63 @@
+import { matchesCriteria } from './matching.js';
+import { median } from './statistics.js';
+import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics, ItemCount } from './types.js';
+
+/** A prior encounter held in memory, as tests and small tools build them. */
+export interface InMemoryEncounter {
+  readonly sex: string;
+  readonly ageYears: number;
+  readonly complaintConcepts: readonly string[];
+  readonly icd10Codes: readonly string[];
+  readonly admitted: boolean;
+  readonly returned72h: boolean;
+  readonly edLosMinutes: number | null;
+  readonly hospitalLosMinutes: number | null;
+  readonly items: readonly Omit<ItemCount, 'encounters'>[];
+}
+
+/** A CohortSource over an array: the reference semantics that the SQL source is tested against. */
+export class InMemoryCohortSource implements CohortSource {
+  constructor(private readonly encounters: readonly InMemoryEncounter[]) {}
+
+  async countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
+    return criteria.map((one) => this.encounters.filter((encounter) => matchesCriteria(encounter, one)).length);
+  }
+
+  async describeCohort(criteria: CohortCriteria): Promise<CohortStatistics> {
+    return describe(this.encounters.filter((encounter) => matchesCriteria(encounter, criteria)));
+  }
+
+  async describeBaseline(): Promise<BaselineStatistics> {
+    const statistics = describe(this.encounters);
+    return { size: statistics.size, items: new Map(statistics.items.map((item) => [item.itemCode, item.encounters])) };
+  }
+}
+
+function describe(cohort: readonly InMemoryEncounter[]): CohortStatistics {
+  const items = new Map<string, ItemCount>();
+  for (const encounter of cohort) {
+    const seen = new Set<string>();
+    for (const item of encounter.items) {
+      if (seen.has(item.itemCode)) continue;
+      seen.add(item.itemCode);
+      const current = items.get(item.itemCode);
+      items.set(item.itemCode, { ...item, encounters: (current?.encounters ?? 0) + 1 });
+    }
+  }
+  const edLos = cohort.flatMap((encounter) => (encounter.edLosMinutes === null ? [] : [encounter.edLosMinutes]));
+  const hospitalLos = cohort.flatMap((encounter) =>
+    encounter.admitted && encounter.hospitalLosMinutes !== null ? [encounter.hospitalLosMinutes] : [],
+  );
+  return {
+    size: cohort.length,
+    items: [...items.values()].sort((a, b) => b.encounters - a.encounters || a.itemCode.localeCompare(b.itemCode)),
+    outcomes: {
+      admitted: cohort.filter((encounter) => encounter.admitted).length,
+      returned72h: cohort.filter((encounter) => encounter.returned72h).length,
+      edLosMedianMinutes: median(edLos),
+      edLosKnown: edLos.length,
+      hospitalLosMedianMinutes: median(hospitalLos),
+      hospitalLosKnown: hospitalLos.length,
+    },
+  };
+}
