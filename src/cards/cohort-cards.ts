@@ -145,7 +145,7 @@ export function buildTreatmentCard(context: CardContext): Card | null {
 function displayRate(count: number, total: number, minCellSize: number, withInterval: boolean): string {
   if (count > 0 && count < minCellSize) return `fewer than ${minCellSize} visits`;
   const rate = proportion(count, total);
-  const interval = withInterval ? ` (95% CI ${formatPercent(rate.lower)}–${formatPercent(rate.upper)})` : '';
+  const interval = withInterval ? ` (95% CI ${Math.round(rate.lower * 100)}–${formatPercent(rate.upper)})` : '';
   return `${formatPercent(rate.rate)}${interval}`;
 }
 

@@ -1,0 +1,180 @@
+import { describe, expect, it } from '@jest/globals';
+import { buildCohortCards, buildPrognosisCard, buildWorkupCard, type CardContext } from '../../src/cards/cohort-cards.js';
+import { escapeMarkdown, fitSummary } from '../../src/cards/format.js';
+import { cardUuidFactory, uuidV5 } from '../../src/cards/uuid.js';
+import type { CohortSelection } from '../../src/cohort/matching.js';
+import { defaultRules, rulesSchema } from '../../src/cohort/rules.js';
+import type { ItemCount } from '../../src/cohort/types.js';
+import { makeFacts } from '../cohort/fixtures.js';
+
+function item(itemCode: string, display: string, encounters: number, overrides: Partial<ItemCount> = {}): ItemCount {
+  return { itemCode, display, encounters, category: 'workup', kind: 'lab', codeSystem: 'urn:test', code: itemCode, ...overrides };
+}
+
+const items: ItemCount[] = [
+  item('panel:bmp', 'Basic metabolic panel', 39),
+  item('lab:lipase', 'Lipase', 30),
+  item('order:ct', 'Radiology: CT Scan', 24, { kind: 'imaging' }),
+  item('lab:lactate', 'Lactate', 15),
+  item('lab:rare', 'Ammonia', 6),
+  item('med:morphine', 'Morphine', 20, { category: 'treatment', kind: 'medication' }),
+  item('med:ondansetron', 'Ondansetron', 12, { category: 'treatment', kind: 'medication' }),
+];
+
+const selection: CohortSelection = {
+  plan: {
+    criteria: { sex: 'female', ageMin: 40, ageMax: 60, complaintConcept: 'abdominal-pain', icd10: null },
+    relaxation: ['ignore-icd10'],
+  },
+  sizesTried: [4, 40],
+  statistics: {
+    size: 40,
+    items,
+    outcomes: { admitted: 22, returned72h: 3, edLosMedianMinutes: 330, edLosKnown: 40, hospitalLosMedianMinutes: 4320, hospitalLosKnown: 22 },
+  },
+};
+
+const baseline = {
+  size: 200,
+  items: new Map([
+    ['panel:bmp', 196],
+    ['lab:lipase', 40],
+    ['order:ct', 60],
+    ['lab:lactate', 80],
+    ['lab:rare', 10],
+    ['med:morphine', 50],
+    ['med:ondansetron', 40],
+  ]),
+};
+
+function context(overrides: Partial<CardContext> = {}): CardContext {
+  return {
+    facts: makeFacts(),
+    selection,
+    baseline,
+    rules: defaultRules,
+    rulesVersion: 3,
+    patientId: 'example-patient',
+    encounterId: 'example-encounter',
+    uuidFor: cardUuidFactory('order-select', 'd1577c69-dfbe-44ad-ba6d-3e05e953b2ea', 3),
+    conceptDisplay: (concept) => (concept === 'abdominal-pain' ? 'Abdominal pain' : concept),
+    ...overrides,
+  };
+}
+
+describe('uuidV5', () => {
+  it('matches the RFC 9562 example', () => {
+    expect(uuidV5('6ba7b810-9dad-11d1-80b4-00c04fd430c8', 'www.example.com')).toBe('2ed6657d-e927-568b-95e1-2665a8aea6a2');
+  });
+});
+
+describe('workup card', () => {
+  const card = buildWorkupCard(context())!;
+
+  it('puts what is distinctive for the cohort first, by lift', () => {
+    // Lipase 75% vs 20% (3.75×), CT 60% vs 30% (2×), lactate 38% vs 40% (0.9×).
+    expect(card.suggestions?.map((suggestion) => suggestion.label)).toEqual([
+      'Order Lipase',
+      'Order Radiology: CT Scan',
+      'Order Lactate',
+    ]);
+    expect(card.summary).toBe('Workup in 40 similar visits: Lipase 75%, Radiology: CT Scan 60%, Lactate 38%');
+    expect(card.selectionBehavior).toBe('any');
+  });
+
+  it('keeps routine items to one line and hides small cells', () => {
+    expect(card.detail).toContain('Routine in nearly every ED visit: Basic metabolic panel 98%.');
+    expect(card.detail).not.toContain('Ammonia');
+    expect(card.detail).toContain('| Lipase | 75% (30 of 40) | 20% | 3.8× |');
+  });
+
+  it('says who is similar and which relaxation was applied', () => {
+    expect(card.detail).toContain('Similar visits: female, age 40–60, chief complaint abdominal pain.');
+    expect(card.detail).toContain('Relaxed to reach 11 visits: diagnoses not matched.');
+    expect(card.source.label).toBe('Cohort CDS · 40 similar ED visits · rules v3');
+  });
+
+  it('suggests a draft ServiceRequest for the patient', () => {
+    expect(card.suggestions?.[0]?.actions[0]).toEqual({
+      type: 'create',
+      description: 'Order Lipase (75% of 40 similar visits)',
+      resource: {
+        resourceType: 'ServiceRequest',
+        status: 'draft',
+        intent: 'proposal',
+        code: { coding: [{ system: 'urn:test', code: 'lab:lipase', display: 'Lipase' }], text: 'Lipase' },
+        subject: { reference: 'Patient/example-patient' },
+        encounter: { reference: 'Encounter/example-encounter' },
+      },
+    });
+  });
+
+  it('leaves out what the draft orders already hold, by code or by words', () => {
+    const drafted = buildWorkupCard(
+      context({
+        facts: makeFacts({
+          draftOrders: [
+            { resourceType: 'ServiceRequest', codes: ['urn:test|lab:lipase'], texts: [] },
+            { resourceType: 'ServiceRequest', codes: [], texts: ['Radiology: CT scan'] },
+          ],
+        }),
+      }),
+    )!;
+    expect(drafted.suggestions?.map((suggestion) => suggestion.label)).toEqual(['Order Lactate']);
+    expect(drafted.detail).toContain('Already ordered: Lipase 75%, Radiology: CT Scan 60%.');
+  });
+
+  it('is deterministic: same input, same JSON and uuids; another hook instance, other uuids', () => {
+    expect(buildWorkupCard(context())).toEqual(card);
+    const other = buildWorkupCard(context({ uuidFor: cardUuidFactory('order-select', 'another-instance', 3) }))!;
+    expect(other.uuid).not.toBe(card.uuid);
+    expect(new Set(card.suggestions?.map((suggestion) => suggestion.uuid)).size).toBe(3);
+  });
+});
+
+describe('treatment card', () => {
+  it('suggests MedicationRequests', () => {
+    const [, treatment] = buildCohortCards(context());
+    expect(treatment?.summary).toBe('Treatment in 40 similar visits: Morphine 50%, Ondansetron 30%');
+    expect(treatment?.suggestions?.[0]?.actions[0]?.resource).toMatchObject({
+      resourceType: 'MedicationRequest',
+      medicationCodeableConcept: { text: 'Morphine' },
+    });
+  });
+});
+
+describe('prognosis card', () => {
+  it('gives admission with its interval, lengths of stay and suppresses small return counts', () => {
+    const card = buildPrognosisCard(context());
+    expect(card.summary).toBe('40 similar visits: admitted 55% (95% CI 40–69%); 72-h return fewer than 11 visits');
+    expect(card.indicator).toBe('warning');
+    expect(card.detail).toContain('| Median time in the ED | 5.5 h |');
+    expect(card.detail).toContain('| Median hospital stay when admitted | 3.0 d |');
+  });
+
+  it('is info below the thresholds', () => {
+    const rules = rulesSchema.parse({ admissionWarningRate: 0.6, returnWarningRate: 0.2 });
+    expect(buildPrognosisCard(context({ rules })).indicator).toBe('info');
+  });
+});
+
+describe('privacy', () => {
+  it('returns no card for a cohort under the minimum size', () => {
+    const small = { ...selection, statistics: { ...selection.statistics, size: 10 } };
+    expect(buildCohortCards(context({ selection: small }))).toEqual([]);
+  });
+});
+
+describe('format', () => {
+  it('escapes markup from data', () => {
+    expect(escapeMarkdown('<img src=x onerror=alert(1)> [a](javascript:x)')).toBe(
+      '\\<img src=x onerror=alert\\(1\\)\\> \\[a\\]\\(javascript:x\\)',
+    );
+  });
+
+  it('fits summaries under 140 characters', () => {
+    const long = fitSummary('word '.repeat(60));
+    expect(long.length).toBeLessThan(140);
+    expect(long.endsWith('…')).toBe(true);
+  });
+});
