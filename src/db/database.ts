@@ -91,6 +91,7 @@ export interface EncounterItemTable {
 export interface LabDrawTable {
   encounter_key: string;
   draw_key: string;
+  /** The analyte's encounter_item.item_code, e.g. 'lab:50912'. */
   analyte_code: string;
 }
 
@@ -101,6 +102,7 @@ export interface LabPanelTable {
 }
 
 export interface LabPanelMemberTable {
+  /** The analyte's encounter_item.item_code, e.g. 'lab:50912'. */
   analyte_code: string;
   panel_code: string;
 }
