@@ -1,0 +1,54 @@
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/connection.js';
+import { prepareDatabase } from './db/prepare-database.js';
+import { loggerOptions } from './logger.js';
+
+/** Starts the service: config, database, migrations, demo cohort, then listen; SIGTERM drains and closes. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDirectory: config.dataDirectory });
+  const app = await buildApp(config, { database, closeDatabase: true, logger: loggerOptions(config) });
+  const log = app.log;
+  log.info({ database: database.kind }, database.kind === 'pglite' ? 'using the embedded PGlite database' : 'using PostgreSQL');
+
+  const prepared = await prepareDatabase(database.db, config, (message) => log.info(message));
+  log.info(prepared, 'database ready');
+
+  const address = await app.listen({ port: config.port, host: config.host });
+  log.info(`CDS Hooks discovery: ${address}/cds-services`);
+  process.stdout.write(`Cohort CDS is listening. Discovery: ${address}/cds-services\n`);
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    // Force the exit if something holds the close up; in-flight requests get this long to finish.
+    setTimeout(() => process.exit(1), 10000).unref();
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'error while closing');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`Cohort CDS failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
