@@ -101,7 +101,7 @@ function suggestionsFor(kind: CardKind, items: readonly RankedItem[], context: C
   });
 }
 
-function itemCard(context: CardContext, kind: 'workup' | 'treatment'): Card | null {
+function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard | null {
   const { statistics } = context.selection;
   const ranking = rankItems(statistics.items, kind, statistics.size, context.baseline, context.rules, context.facts.draftOrders);
   if (ranking.distinctive.length === 0 && ranking.routine.length === 0) return null;
@@ -122,23 +122,24 @@ function itemCard(context: CardContext, kind: 'workup' | 'treatment'): Card | nu
   }
   sections.push(`Items given to fewer than ${context.rules.minCellSize} visits are not shown.`);
   const suggestions = suggestionsFor(kind, ranking.distinctive, context);
-  return {
+  const card: Card = {
     ...baseCard(context, kind),
     summary,
     detail: sections.join('\n\n'),
     indicator: 'info',
     ...(suggestions.length > 0 ? { suggestions, selectionBehavior: 'any' as const } : {}),
   };
+  return { kind, card, suggestedItemCodes: ranking.distinctive.map((ranked) => ranked.item.itemCode) };
 }
 
 /** Workup card: the labs and imaging that set similar visits apart, with one-click orders. */
 export function buildWorkupCard(context: CardContext): Card | null {
-  return itemCard(context, 'workup');
+  return itemCard(context, 'workup')?.card ?? null;
 }
 
 /** Treatment card: the medications and procedures given in similar visits, by ingredient. */
 export function buildTreatmentCard(context: CardContext): Card | null {
-  return itemCard(context, 'treatment');
+  return itemCard(context, 'treatment')?.card ?? null;
 }
 
 /** A rate, or "fewer than N" when its count is a small cell. */
@@ -177,10 +178,22 @@ export function buildPrognosisCard(context: CardContext): Card {
   };
 }
 
+/** A card with what it was built from, for the record of issued cards. */
+export interface BuiltCard {
+  readonly kind: CardKind;
+  readonly card: Card;
+  /** Item codes of the card's suggestions, in order. */
+  readonly suggestedItemCodes: readonly string[];
+}
+
 /** The cards for a selected cohort, workup first; none when the cohort is below the minimum size. */
-export function buildCohortCards(context: CardContext): Card[] {
+export function buildCohortCards(context: CardContext): BuiltCard[] {
   if (context.selection.statistics.size < context.rules.minCohortSize) return [];
-  return [buildWorkupCard(context), buildTreatmentCard(context), buildPrognosisCard(context)].filter(
-    (card): card is Card => card !== null,
-  );
+  const built: BuiltCard[] = [];
+  for (const kind of ['workup', 'treatment'] as const) {
+    const card = itemCard(context, kind);
+    if (card) built.push(card);
+  }
+  built.push({ kind: 'prognosis', card: buildPrognosisCard(context), suggestedItemCodes: [] });
+  return built;
 }

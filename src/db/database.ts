@@ -18,6 +18,8 @@ export interface Database {
 }
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+/** A text[] column with a '{}' default. */
+type TextArray = ColumnType<string[], string[] | undefined, string[]>;
 
 export interface RuleSetTable {
   version: number;
@@ -61,10 +63,10 @@ export interface CohortEncounterTable {
   sex: string;
   acuity: number | null;
   chief_complaint_text: string | null;
-  complaint_concepts: string[];
-  icd10_codes: string[];
-  icd10_categories: string[];
-  history_icd10_codes: string[];
+  complaint_concepts: TextArray;
+  icd10_codes: TextArray;
+  icd10_categories: TextArray;
+  history_icd10_codes: TextArray;
   start_year: number;
   disposition: string | null;
   admitted: boolean;
@@ -113,8 +115,8 @@ export interface IssuedCardTable {
   hook_instance: string;
   card_kind: string;
   rules_version: number;
-  suggestion_uuids: string[];
-  item_codes: string[];
+  suggestion_uuids: TextArray;
+  item_codes: TextArray;
   issued_at: CreatedAt;
 }
 

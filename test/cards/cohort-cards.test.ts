@@ -134,7 +134,9 @@ describe('workup card', () => {
 
 describe('treatment card', () => {
   it('suggests MedicationRequests', () => {
-    const [, treatment] = buildCohortCards(context());
+    const [, built] = buildCohortCards(context());
+    const treatment = built?.card;
+    expect(built?.suggestedItemCodes).toEqual(['med:morphine', 'med:ondansetron']);
     expect(treatment?.summary).toBe('Treatment in 40 similar visits: Morphine 50%, Ondansetron 30%');
     expect(treatment?.suggestions?.[0]?.actions[0]?.resource).toMatchObject({
       resourceType: 'MedicationRequest',

@@ -1,0 +1,65 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../errors.js';
+import type { HookAnswerer } from '../hooks/answer-hook.js';
+import { feedbackRequestSchema, hookRequestSchemas, hookResponseSchema } from '../hooks/cds-hooks.schema.js';
+import type { ServiceRegistry } from '../hooks/service-registry.js';
+import { findIssuedCardUuids, saveFeedback } from '../db/feedback.repository.js';
+
+export interface CdsServicesOptions {
+  readonly registry: ServiceRegistry;
+  readonly answerHook: HookAnswerer;
+}
+
+const errorBody = z.object({ error: z.string(), message: z.string(), details: z.unknown().optional() });
+
+/**
+ * CDS Hooks 2.0 endpoints, one route per service in the registry: discovery, the service, and its feedback.
+ * https://cds-hooks.hl7.org/2.0/#discovery, #calling-a-cds-service, #feedback
+ */
+export const cdsServicesRoutes: FastifyPluginAsyncZod<CdsServicesOptions> = async (app, { registry, answerHook }) => {
+  app.get('/cds-services', async () => registry.discoveryDocument());
+
+  for (const service of registry.services) {
+    app.post(
+      `/cds-services/${service.id}`,
+      {
+        schema: {
+          body: hookRequestSchemas[service.hook],
+          response: { 200: hookResponseSchema, 412: errorBody },
+        },
+      },
+      async (request) => answerHook(service, request.body),
+    );
+
+    app.post(
+      `/cds-services/${service.id}/feedback`,
+      { schema: { body: feedbackRequestSchema, response: { 200: z.object({ received: z.number().int() }), 404: errorBody } } },
+      async (request) => {
+        const items = request.body.feedback;
+        const db = app.database.db;
+        const issued = await findIssuedCardUuids(db, service.id, [...new Set(items.map((item) => item.card))]);
+        const unknown = [...new Set(items.map((item) => item.card).filter((card) => !issued.has(card)))];
+        if (unknown.length > 0) {
+          throw new AppError(404, 'unknown-card', `This service did not issue card(s) ${unknown.join(', ')}; no feedback was stored`, {
+            details: { unknownCards: unknown },
+          });
+        }
+        const received = await db.transaction().execute((trx) =>
+          saveFeedback(
+            trx,
+            service.id,
+            items.map((item) => ({
+              cardUuid: item.card,
+              outcome: item.outcome,
+              acceptedSuggestions: item.acceptedSuggestions ?? [],
+              overrideReason: item.overrideReason ?? null,
+              outcomeTimestamp: item.outcomeTimestamp,
+            })),
+          ),
+        );
+        return { received };
+      },
+    );
+  }
+};
