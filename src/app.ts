@@ -6,6 +6,24 @@ import type { DatabaseHandle } from './db/connection.js';
 import { databasePlugin } from './http/database.plugin.js';
 import { registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
+import { cdsServicesRoutes } from './http/cds-services.routes.js';
+import { createHookAnswerer, type HookTrace } from './hooks/answer-hook.js';
+import { ReferenceDataCache } from './hooks/reference-data.js';
+import { loadServiceRegistry, type ServiceRegistry } from './hooks/service-registry.js';
+import { SqlCohortSource } from './db/cohort-statistics.repository.js';
+import { loadIcd9ToIcd10Map } from './db/code-table.repository.js';
+import { listComplaintConcepts, loadComplaintVocabulary } from './db/complaint.repository.js';
+import { recordIssuedCards } from './db/feedback.repository.js';
+import { findActiveRuleSet } from './db/rule-set.repository.js';
+import { AppError } from './errors.js';
+import type { Icd9ToIcd10Map } from './fhir/icd.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Rules, vocabulary and baseline shared by the hooks; invalidate after an ingest or a rules change. */
+    referenceData: ReferenceDataCache;
+  }
+}
 
 /** What the app is given rather than makes: so tests can pass their own database, clock and logger. */
 export interface AppDependencies {
@@ -14,6 +32,9 @@ export interface AppDependencies {
   readonly closeDatabase?: boolean;
   readonly logger?: FastifyServerOptions['logger'];
   readonly now?: () => Date;
+  readonly registry?: ServiceRegistry;
+  /** How long rules, vocabulary and baseline statistics are reused before they are read again. */
+  readonly referenceTtlMs?: number;
 }
 
 /** Builds the fastify instance with every plugin and route; never listens (server.ts does). */
@@ -38,5 +59,42 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     allowedHeaders: ['Authorization', 'Content-Type'],
   });
   await app.register(healthRoutes);
+
+  const db = dependencies.database.db;
+  const cohortSource = new SqlCohortSource(db);
+  // The code tables do not change while the service runs: read them once.
+  let icd9Map: Promise<Icd9ToIcd10Map> | undefined;
+  const referenceData = new ReferenceDataCache(async () => {
+    icd9Map ??= loadIcd9ToIcd10Map(db).catch((error: unknown) => {
+      icd9Map = undefined;
+      throw error;
+    });
+    const [rules, vocabulary, concepts, map, baseline] = await Promise.all([
+      findActiveRuleSet(db),
+      loadComplaintVocabulary(db),
+      listComplaintConcepts(db),
+      icd9Map,
+      cohortSource.describeBaseline(),
+    ]);
+    if (!rules) throw new AppError(503, 'no-active-rules', 'No rules version is active');
+    return {
+      rules,
+      vocabulary,
+      conceptDisplays: new Map(concepts.map((concept) => [concept.concept, concept.display])),
+      icd9Map: map,
+      baseline,
+    };
+  }, dependencies.referenceTtlMs ?? 30000);
+  app.decorate('referenceData', referenceData);
+
+  const answerHook = createHookAnswerer({
+    referenceData,
+    cohortSource,
+    resolveOptions: { timeoutMs: config.fhirFetchTimeoutMs },
+    recordIssuedCards: (cards) => recordIssuedCards(db, cards),
+    now: dependencies.now ?? (() => new Date()),
+    onTrace: (trace: HookTrace) => app.log.info({ hook: trace }, 'hook answered'),
+  });
+  await app.register(cdsServicesRoutes, { registry: dependencies.registry ?? loadServiceRegistry(), answerHook });
   return app;
 }

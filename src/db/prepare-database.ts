@@ -1,18 +1,38 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.js';
+import { createKeyHasher } from '../ingest/deidentify.js';
+import { ensureDemoCohort } from '../ingest/demo-cohort.js';
+import { ensureReferenceData } from '../ingest/reference-data.js';
+import { resolvePatientHashSecret } from '../ingest/secret.js';
 import type { Database } from './database.js';
 import { migrateToLatest } from './migrate.js';
 import { seedDefaultRuleSet } from './rule-set.repository.js';
 
 export interface PreparedDatabase {
   readonly migrationsApplied: number;
+  /** Encounters loaded from the bundled demo at this start; 0 when the cohort already had some. */
+  readonly demoEncountersLoaded: number;
 }
 
-/** Start-up: migrations, then the seed data a new database needs. */
-export async function prepareDatabase(db: Kysely<Database>, _config: Config, progress: (message: string) => void): Promise<PreparedDatabase> {
+/** Start-up: migrations, the seed data a new database needs, and the demo cohort when the cohort is empty. */
+export async function prepareDatabase(
+  db: Kysely<Database>,
+  config: Config,
+  progress: (message: string) => void,
+): Promise<PreparedDatabase> {
   const migrations = await migrateToLatest(db);
   const migrationsApplied = migrations.results?.length ?? 0;
   if (migrationsApplied > 0) progress(`applied ${migrationsApplied} migration(s)`);
   await seedDefaultRuleSet(db);
-  return { migrationsApplied };
+  await ensureReferenceData(db);
+  let demoEncountersLoaded = 0;
+  if (config.loadDemoCohort) {
+    const hasher = createKeyHasher(await resolvePatientHashSecret(config));
+    const report = await ensureDemoCohort(db, { hasher, log: progress });
+    if (report) {
+      demoEncountersLoaded = report.loaded.encounters;
+      progress(`loaded the bundled MIMIC-IV ED demo cohort: ${demoEncountersLoaded} encounters`);
+    }
+  }
+  return { migrationsApplied, demoEncountersLoaded };
 }
