@@ -107,7 +107,8 @@ function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard
   if (ranking.distinctive.length === 0 && ranking.routine.length === 0) return null;
   const noun = kind === 'workup' ? 'Workup' : 'Treatment';
   const headline = ranking.distinctive.length > 0 ? ranking.distinctive : ranking.routine;
-  const summary = fitSummary(`${noun} in ${statistics.size} similar visits: ${headline.map(itemLine).join(', ')}`);
+  // Three items fit a summary line; the detail and the suggestions hold the rest.
+  const summary = fitSummary(`${noun} in ${statistics.size} similar visits: ${headline.slice(0, 3).map(itemLine).join(', ')}`);
   const sections: string[] = [describeCohortCriteria(context)];
   if (ranking.distinctive.length > 0) {
     sections.push(
