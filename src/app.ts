@@ -10,6 +10,7 @@ import { cdsServicesRoutes } from './http/cds-services.routes.js';
 import { createHookAnswerer, type HookTrace } from './hooks/answer-hook.js';
 import { ReferenceDataCache } from './hooks/reference-data.js';
 import { loadServiceRegistry, type ServiceRegistry } from './hooks/service-registry.js';
+import { CachedCohortSource } from './cohort/cached-source.js';
 import { SqlCohortSource } from './db/cohort-statistics.repository.js';
 import { loadIcd9ToIcd10Map } from './db/code-table.repository.js';
 import { listComplaintConcepts, loadComplaintVocabulary } from './db/complaint.repository.js';
@@ -61,7 +62,11 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   await app.register(healthRoutes);
 
   const db = dependencies.database.db;
-  const cohortSource = new SqlCohortSource(db);
+  const referenceTtlMs = dependencies.referenceTtlMs ?? 30000;
+  // Many patients share a cohort; an ingest shows within the TTL (the reference data reloads on the same clock).
+  const sqlSource = new SqlCohortSource(db);
+  const cohortSource =
+    config.cohortCacheSize > 0 ? new CachedCohortSource(sqlSource, { maxEntries: config.cohortCacheSize, ttlMs: referenceTtlMs }) : sqlSource;
   // The code tables do not change while the service runs: read them once.
   let icd9Map: Promise<Icd9ToIcd10Map> | undefined;
   const referenceData = new ReferenceDataCache(async () => {
@@ -84,7 +89,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
       icd9Map: map,
       baseline,
     };
-  }, dependencies.referenceTtlMs ?? 30000);
+  }, referenceTtlMs);
   app.decorate('referenceData', referenceData);
 
   const answerHook = createHookAnswerer({

@@ -25,6 +25,8 @@ const environmentSchema = z.object({
   FHIR_FETCH_TIMEOUT_MS: z.coerce.number().int().min(50).max(60000).default(2000),
   /** Largest accepted request body. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Cohorts kept in memory between hooks; 0 turns the cache off. */
+  COHORT_CACHE_SIZE: z.coerce.number().int().min(0).max(1_000_000).default(2000),
   /** Comma-separated origins allowed by CORS on the CDS endpoints; `*` allows any. */
   CORS_ORIGINS: z.string().default('*'),
 });
@@ -42,6 +44,7 @@ export interface Config {
   readonly fhirFetchTimeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly corsOrigins: '*' | readonly string[];
+  readonly cohortCacheSize: number;
 }
 
 export class ConfigError extends Error {
@@ -73,6 +76,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     loadDemoCohort: env.DEMO_COHORT,
     fhirFetchTimeoutMs: env.FHIR_FETCH_TIMEOUT_MS,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    cohortCacheSize: env.COHORT_CACHE_SIZE,
     corsOrigins: origins === '*' ? '*' : Object.freeze(origins.split(',').map((origin) => origin.trim()).filter(Boolean)),
   });
 }

@@ -131,12 +131,12 @@ describe('CDS Hooks on the MIMIC-IV ED demo', () => {
     expect(body.cards.length).toBeGreaterThanOrEqual(2);
     for (const card of body.cards) expect(card.source.label).toBe(`Cohort CDS · ${size} similar ED visits · rules v1`);
 
-    const prognosis = body.cards.find((card: Json) => card.summary.includes('admitted'));
+    const prognosis = body.cards.find((card) => card.summary.includes('admitted'))!;
     const admitted = proportion(cohort!.filter((visit) => visit.admitted).length, size);
     expect(prognosis.summary).toContain(`admitted ${Math.round(admitted.rate * 100)}% (95% CI ${Math.round(admitted.lower * 100)}–${Math.round(admitted.upper * 100)}%)`);
 
     // Every row of the workup table: its count recomputed from the raw labs and orders.
-    const workup = body.cards.find((card: Json) => card.summary.startsWith('Workup'));
+    const workup = body.cards.find((card) => card.summary.startsWith('Workup'))!;
     const panels = await testApp.database.db.selectFrom('lab_panel').selectAll().execute();
     const rows = [...(workup.detail as string).matchAll(/^\| (.+?) \| \d+% \((\d+) of (\d+)\) \|/gm)];
     expect(rows.length).toBeGreaterThan(0);
