@@ -1,0 +1,114 @@
+import { createReadStream } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { createGunzip } from 'node:zlib';
+
+/** One FHIR resource as parsed; its shape is checked by whoever uses it. */
+export interface FhirResource {
+  readonly resourceType: string;
+  readonly [field: string]: unknown;
+}
+
+/** A line that could not be read as a resource; the run goes on without it. */
+export interface MalformedLine {
+  readonly file: string;
+  readonly line: number;
+  readonly message: string;
+}
+
+export interface NdjsonRecord {
+  readonly resource: FhirResource;
+  readonly file: string;
+  readonly line: number;
+}
+
+export interface NdjsonReadOptions {
+  onMalformed?(malformed: MalformedLine): void;
+  onFileStart?(file: string): void;
+  onFileEnd?(file: string, lines: number): void;
+}
+
+// Bulk Data exports name files after the resource type (`Patient.ndjson`, `Patient.000.ndjson`); MIMIC adds
+// a prefix (`MimicPatient.ndjson.gz`). The type is taken from each line, so any such name is accepted.
+const ndjsonName = /\.(?:ndjson|jsonl)(?:\.gz)?$/i;
+
+/** The NDJSON files named by `paths`: files as given, folders by their *.ndjson[.gz] entries, sorted. */
+export async function listNdjsonFiles(paths: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const given of paths) {
+    const resolved = path.resolve(given);
+    const info = await stat(resolved);
+    if (info.isDirectory()) {
+      const entries = await readdir(resolved, { withFileTypes: true });
+      files.push(
+        ...entries
+          .filter((entry) => entry.isFile() && ndjsonName.test(entry.name))
+          .map((entry) => path.join(resolved, entry.name))
+          .sort(),
+      );
+    } else {
+      files.push(resolved);
+    }
+  }
+  return [...new Set(files)];
+}
+
+async function isGzip(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(2), 0, 2, 0);
+    return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Parses one line; a string says why it is not a resource. */
+export function parseResourceLine(text: string): FhirResource | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return `invalid JSON: ${(error as Error).message}`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const resourceType = (value as { resourceType?: unknown }).resourceType;
+  if (typeof resourceType !== 'string' || resourceType.length === 0) return 'no resourceType';
+  return value as FhirResource;
+}
+
+/**
+ * Streams the resources of one NDJSON file (plain or gzip, told by its first bytes), line by line.
+ * A bad line, or a file that breaks off (truncated gzip), is reported and skipped.
+ */
+export async function* readNdjsonFile(file: string, options: NdjsonReadOptions = {}): AsyncGenerator<NdjsonRecord> {
+  const source = createReadStream(file);
+  const input = (await isGzip(file)) ? source.pipe(createGunzip()) : source;
+  // A pipe does not forward errors: pass the file's own (EACCES, EIO) on to what readline reads.
+  if (input !== source) source.on('error', (error) => input.destroy(error));
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let line = 0;
+  options.onFileStart?.(file);
+  try {
+    for await (const raw of lines) {
+      line += 1;
+      const text = line === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+      if (text.trim().length === 0) continue;
+      const parsed = parseResourceLine(text);
+      if (typeof parsed === 'string') options.onMalformed?.({ file, line, message: parsed });
+      else yield { resource: parsed, file, line };
+    }
+  } catch (error) {
+    options.onMalformed?.({ file, line: line + 1, message: `cannot read further: ${(error as Error).message}` });
+  } finally {
+    lines.close();
+    source.destroy();
+  }
+  options.onFileEnd?.(file, line);
+}
+
+/** Streams every resource of every NDJSON file under `paths`, each file read once. */
+export async function* readNdjson(paths: readonly string[], options: NdjsonReadOptions = {}): AsyncGenerator<NdjsonRecord> {
+  for (const file of await listNdjsonFiles(paths)) yield* readNdjsonFile(file, options);
+}
