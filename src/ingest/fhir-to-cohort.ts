@@ -99,6 +99,17 @@ export interface CohortConversionContext {
   readonly labLeadMinutes?: number;
 }
 
+/**
+ * Results that record how a specimen was handled, not a test anyone orders: tubes held for add-ons, the
+ * laboratory's automatic serum indices (H, I, L), urine collection length, specimen type.
+ */
+const specimenHandlingPattern = /\bhold\b|^uhold$|^[hil]$|^length of urine collection$|^specimen type$|\b(?:voided|problem) specimen\b/i;
+
+/** Whether a lab result only describes specimen handling, so it is no workup item. */
+export function isSpecimenHandling(display: string): boolean {
+  return specimenHandlingPattern.test(display.trim());
+}
+
 /** Why an encounter or a resource did not make it into the cohort; counted, never fatal. */
 export type SkipReason =
   | 'encounter-no-patient'
@@ -109,6 +120,7 @@ export type SkipReason =
   | 'encounter-no-id'
   | 'lab-outside-ed-stay'
   | 'lab-without-code'
+  | 'lab-specimen-handling'
   | 'order-outside-ed-stay'
   | 'medication-outside-ed-stay'
   | 'medication-without-name'
@@ -429,6 +441,11 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       skip('lab-without-code');
       continue;
     }
+    const display = (conceptText(observation.code) ?? coding.code).slice(0, 200);
+    if (isSpecimenHandling(display)) {
+      skip('lab-specimen-handling');
+      continue;
+    }
     const stay = resolveStay(observation.encounter, time, labLead);
     if (!stay) {
       skip('lab-outside-ed-stay');
@@ -441,7 +458,7 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       itemCode,
       category: 'workup',
       kind: 'lab',
-      display: (conceptText(observation.code) ?? coding.code).slice(0, 200),
+      display,
       codeSystem: coding.system ?? null,
       code: coding.code.trim(),
       offsetMinutes: offset,

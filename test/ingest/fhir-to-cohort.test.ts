@@ -430,3 +430,13 @@ describe('cohortRecordsForPatient', () => {
     expect(text).not.toMatch(/\d{4}-\d{2}-\d{2}/);
   });
 });
+
+describe('specimen handling results', () => {
+  it('are not workup items', async () => {
+    const { isSpecimenHandling } = await import('../../src/ingest/fhir-to-cohort.js');
+    for (const display of ['Green Top Hold (plasma)', 'Blue Top Hold', 'Uhold', 'H', 'I', 'L', 'Length of Urine Collection', 'Specimen Type', 'Voided Specimen']) {
+      expect(isSpecimenHandling(display)).toBe(true);
+    }
+    for (const display of ['Lactate', 'Hemoglobin', 'pH', 'PT', 'Lipase', 'Cholesterol, HDL']) expect(isSpecimenHandling(display)).toBe(false);
+  });
+});
