@@ -36,7 +36,7 @@ export const rulesSchema = z
     /** An item must reach this share of the cohort to be suggested. */
     minItemShare: z.number().min(0).max(1).default(0.1),
     /** Items at or above this share of all visits are routine: one compact line, not suggestions. */
-    routineBaselineShare: z.number().min(0).max(1).default(0.9),
+    routineBaselineShare: z.number().min(0).max(1).default(0.85),
     maxItemsPerCard: z.number().int().min(1).max(20).default(5),
     /** Admission rate at or above which the prognosis card warns. */
     admissionWarningRate: z.number().min(0).max(1).default(0.5),
