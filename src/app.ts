@@ -4,6 +4,9 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connection.js';
 import { databasePlugin } from './http/database.plugin.js';
+import { cdsClientAuthPlugin } from './http/cds-client-auth.plugin.js';
+import { securityPlugin } from './http/security.plugin.js';
+import { fhirServerGate } from './fhir/fhir-server-allowlist.js';
 import { registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
 import { cdsServicesRoutes } from './http/cds-services.routes.js';
@@ -59,6 +62,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     methods: ['GET', 'POST', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type'],
   });
+  // Trust boundary (README "Security"): who may call, security headers, per-client rate limit; before any route.
+  await app.register(cdsClientAuthPlugin, { config });
+  await app.register(securityPlugin, { config });
   await app.register(healthRoutes);
 
   const db = dependencies.database.db;
@@ -95,7 +101,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   const answerHook = createHookAnswerer({
     referenceData,
     cohortSource,
-    resolveOptions: { timeoutMs: config.fhirFetchTimeoutMs },
+    resolveOptions: { timeoutMs: config.fhirFetchTimeoutMs, allowFhirServer: fhirServerGate(config.fhirServerAllowlist, app.log) },
     recordIssuedCards: (cards) => recordIssuedCards(db, cards),
     now: dependencies.now ?? (() => new Date()),
     onTrace: (trace: HookTrace) => app.log.info({ hook: trace }, 'hook answered'),

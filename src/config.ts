@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { parseTrustedIssuers, type TrustedIssuer } from './auth/trusted-issuers.js';
+import { parseFhirServerAllowlist } from './fhir/fhir-server-allowlist.js';
 
 /** Every setting the service reads from the environment, validated once at start. */
 const environmentSchema = z.object({
@@ -29,6 +31,16 @@ const environmentSchema = z.object({
   COHORT_CACHE_SIZE: z.coerce.number().int().min(0).max(1_000_000).default(2000),
   /** Comma-separated origins allowed by CORS on the CDS endpoints; `*` allows any. */
   CORS_ORIGINS: z.string().default('*'),
+  /** Only `true` turns CDS client authentication off (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients). */
+  CDS_AUTH_DISABLED: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
+  /** The CDS clients trusted: JSON, or the path of a JSON file (README "Security"). */
+  CDS_TRUSTED_ISSUERS: z.string().optional(),
+  /** Leeway for the JWT's exp and iat between the client's clock and ours. */
+  CDS_JWT_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
+  /** Comma-separated FHIR base URLs the service may fetch from; empty allows none. */
+  CDS_FHIR_SERVER_ALLOWLIST: z.string().default(''),
+  /** Requests per minute per client (JWT iss + sub, else IP address); 0 turns the limit off. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
 });
 
 export interface Config {
@@ -45,6 +57,13 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly corsOrigins: '*' | readonly string[];
   readonly cohortCacheSize: number;
+  /** True when CDS clients are not authenticated: set explicitly, or a non-production run without issuers. */
+  readonly cdsAuthDisabled: boolean;
+  readonly trustedIssuers: readonly TrustedIssuer[];
+  readonly jwtClockSkewSeconds: number;
+  /** Normalized FHIR base URLs (no trailing slash) the service may call; empty: none. */
+  readonly fhirServerAllowlist: readonly string[];
+  readonly rateLimitPerMinute: number;
 }
 
 export class ConfigError extends Error {
@@ -60,9 +79,41 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     throw new ConfigError(`Invalid configuration:\n${problems}`);
   }
   const env = parsed.data;
-  if (env.NODE_ENV === 'production' && env.PATIENT_HASH_SECRET === undefined) {
-    throw new ConfigError('Invalid configuration:\n  PATIENT_HASH_SECRET: required when NODE_ENV=production');
+  const production = env.NODE_ENV === 'production';
+  const problems: string[] = [];
+  if (production && env.PATIENT_HASH_SECRET === undefined) problems.push('PATIENT_HASH_SECRET: required when NODE_ENV=production');
+
+  let trustedIssuers: TrustedIssuer[] = [];
+  if (env.CDS_TRUSTED_ISSUERS !== undefined) {
+    try {
+      trustedIssuers = parseTrustedIssuers(env.CDS_TRUSTED_ISSUERS, { requireHttps: production });
+      if (trustedIssuers.length === 0) problems.push('CDS_TRUSTED_ISSUERS: names no issuer, so every CDS call would be refused');
+    } catch (error) {
+      problems.push(`CDS_TRUSTED_ISSUERS: ${(error as Error).message}`);
+    }
   }
+  // Off only when asked, or for the demo: a production service never runs open by omission.
+  const cdsAuthDisabled = env.CDS_AUTH_DISABLED === 'true' || (env.CDS_AUTH_DISABLED === undefined && !production && env.CDS_TRUSTED_ISSUERS === undefined);
+  if (!cdsAuthDisabled && env.CDS_TRUSTED_ISSUERS === undefined) {
+    problems.push(
+      production
+        ? 'CDS_TRUSTED_ISSUERS: required when NODE_ENV=production (or set CDS_AUTH_DISABLED=true to run without CDS client authentication)'
+        : 'CDS_TRUSTED_ISSUERS: required when CDS_AUTH_DISABLED=false',
+    );
+  }
+  // The JWT aud is this service's public URL; behind TLS or a proxy http://HOST:PORT is never it.
+  if (production && !cdsAuthDisabled && env.PUBLIC_BASE_URL === undefined) {
+    problems.push('PUBLIC_BASE_URL: required when NODE_ENV=production and CDS client authentication is on (the JWT aud is checked against it)');
+  }
+
+  let fhirServerAllowlist: string[] = [];
+  try {
+    fhirServerAllowlist = parseFhirServerAllowlist(env.CDS_FHIR_SERVER_ALLOWLIST);
+  } catch (error) {
+    problems.push(`CDS_FHIR_SERVER_ALLOWLIST: ${(error as Error).message}`);
+  }
+
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n${problems.map((problem) => `  ${problem}`).join('\n')}`);
   const origins = env.CORS_ORIGINS.trim();
   return Object.freeze({
     environment: env.NODE_ENV,
@@ -78,6 +129,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
     cohortCacheSize: env.COHORT_CACHE_SIZE,
     corsOrigins: origins === '*' ? '*' : Object.freeze(origins.split(',').map((origin) => origin.trim()).filter(Boolean)),
+    cdsAuthDisabled,
+    trustedIssuers: Object.freeze(trustedIssuers),
+    jwtClockSkewSeconds: env.CDS_JWT_CLOCK_SKEW_SECONDS,
+    fhirServerAllowlist: Object.freeze(fhirServerAllowlist),
+    rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
   });
 }
 

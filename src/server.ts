@@ -28,6 +28,9 @@ async function main(): Promise<void> {
   const address = await app.listen({ port: config.port, host: config.host });
   log.info(`CDS Hooks discovery: ${address}/cds-services`);
   process.stdout.write(`Cohort CDS is listening. Discovery: ${address}/cds-services\n`);
+  if (config.cdsAuthDisabled) {
+    process.stdout.write('WARNING: CDS client authentication is OFF; any caller is served. Set CDS_TRUSTED_ISSUERS (README, "Security").\n');
+  }
 
   let closing = false;
   const shutdown = (signal: string) => {

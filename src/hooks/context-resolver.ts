@@ -9,6 +9,12 @@
  *
  * The access token only ever goes into the Authorization header of requests to `fhirServer` (and to next-page
  * links under it); it is never logged, put in an error message, or kept on the returned resources.
+ *
+ * `fhirServer` comes from the request body, so it is checked against an allowlist (`allowFhirServer`). When a
+ * key would have to be fetched from a server that is not allowed, the call is refused with 400
+ * `fhir-server-not-allowed` before anything is fetched; when everything needed was prefetched, nothing is
+ * fetched and the server is ignored (later pages of a prefetched Bundle are then not followed). Redirects are
+ * never followed: a server on the list could otherwise send the token, or the request, anywhere.
  */
 import type { Condition, Encounter, Observation, Patient, Resource } from '@medplum/fhirtypes';
 import { Client } from 'fhir-kit-client';
@@ -32,15 +38,21 @@ export interface FhirConnection {
 
 export type FhirClientFactory = (connection: FhirConnection) => FhirClient;
 
-/** fhir-kit-client, with the bearer token only when the EHR gave one. */
-export const defaultFhirClientFactory: FhirClientFactory = ({ baseUrl, accessToken }) =>
-  new Client(accessToken === undefined ? { baseUrl } : { baseUrl, bearerToken: accessToken });
+/** fhir-kit-client, with the bearer token only when the EHR gave one, and redirects answered rather than followed. */
+export const defaultFhirClientFactory: FhirClientFactory = ({ baseUrl, accessToken }) => {
+  // fetch would otherwise follow a 3xx to any host the network reaches, past the allowlist.
+  const requestOptions = { redirect: 'manual' };
+  return new Client(accessToken === undefined ? { baseUrl, requestOptions } : { baseUrl, bearerToken: accessToken, requestOptions });
+};
 
 export interface ResolveContextOptions {
   /** Total time for every fetch of this hook call, paging included. */
   readonly timeoutMs: number;
   readonly fhirClientFactory?: FhirClientFactory;
-  /** Whether this service may call that FHIR server (an allowlist); refused servers are treated as absent. */
+  /**
+   * Whether this service may call that FHIR server (an allowlist). A refused server is a 400 when a key must be
+   * fetched, and ignored when everything was prefetched. Unset: every server is allowed (unit tests).
+   */
   readonly allowFhirServer?: (url: URL) => boolean;
   /** Pages read per search key, the first included (default 5). */
   readonly maxPages?: number;
@@ -162,6 +174,7 @@ function describeFetchFailure(error: unknown, signal: AbortSignal, timeoutMs: nu
   }
   const status = (error as { response?: { status?: unknown } } | null)?.response?.status;
   if (typeof status === 'number' && status >= 400) return `FHIR server answered HTTP ${status}`;
+  if (typeof status === 'number' && status >= 300) return `FHIR server answered a redirect (HTTP ${status}), which is not followed`;
   if (typeof status === 'number') return 'FHIR server answered with a body that is not JSON';
   const code = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
   return typeof code === 'string' ? `could not reach the FHIR server (${code})` : 'could not reach the FHIR server';
@@ -233,9 +246,23 @@ async function resolveKey(task: KeyTask, template: string, request: HookRequest)
   return collect(task, fetched.value);
 }
 
-function fetcherFor(request: HookRequest, options: ResolveContextOptions): { fetcher: Fetcher | undefined; noFetchReason: string } {
+/** Whether answering needs a fetch: some key was not sent and its template can be filled from the context. */
+function needsFetch(service: ServiceDefinition, request: HookRequest): boolean {
+  return Object.entries(service.prefetch).some(
+    ([key, template]) => !(request.prefetch !== undefined && Object.hasOwn(request.prefetch, key)) && fillPrefetchTemplate(template, request.context) !== null,
+  );
+}
+
+function fetcherFor(service: ServiceDefinition, request: HookRequest, options: ResolveContextOptions): { fetcher: Fetcher | undefined; noFetchReason: string } {
   if (request.fhirServer === undefined) return { fetcher: undefined, noFetchReason: 'no fhirServer was given' };
   if (options.allowFhirServer !== undefined && !options.allowFhirServer(new URL(request.fhirServer))) {
+    if (needsFetch(service, request)) {
+      throw new AppError(
+        400,
+        'fhir-server-not-allowed',
+        'This service does not call the fhirServer of this request (it is not on the service\'s FHIR server allowlist); send the data as prefetch or ask the operator to allow the server',
+      );
+    }
     return { fetcher: undefined, noFetchReason: 'the fhirServer is not allowed' };
   }
   const factory = options.fhirClientFactory ?? defaultFhirClientFactory;
@@ -278,12 +305,13 @@ function draftOrderResources(request: HookRequest): Resource[] {
 
 /**
  * Gathers the Patient, Encounter, Conditions, Observations and draft orders of a validated hook request.
- * Throws AppError 412 `prefetch-unavailable` when the Patient cannot be had.
+ * Throws AppError 412 `prefetch-unavailable` when the Patient cannot be had, and 400 `fhir-server-not-allowed`
+ * when a key must be fetched from a server `allowFhirServer` refuses.
  */
 export async function resolveHookContext(service: ServiceDefinition, request: HookRequest, options: ResolveContextOptions): Promise<ResolvedHookContext> {
   const { patientId } = request.context;
   const encounterId = request.context.encounterId;
-  const { fetcher, noFetchReason } = fetcherFor(request, options);
+  const { fetcher, noFetchReason } = fetcherFor(service, request, options);
 
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DeadlineExceeded()), options.timeoutMs);

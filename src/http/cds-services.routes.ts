@@ -18,6 +18,12 @@ const errorBody = z.object({ error: z.string(), message: z.string(), details: z.
  * https://cds-hooks.hl7.org/2.0/#discovery, #calling-a-cds-service, #feedback
  */
 export const cdsServicesRoutes: FastifyPluginAsyncZod<CdsServicesOptions> = async (app, { registry, answerHook }) => {
+  // Fail closed: these routes are never served without the cds-client-auth plugin in front of them.
+  if (!app.hasDecorator('authenticateCdsClient')) throw new Error('register the cds-client-auth plugin before the CDS routes');
+  // "Every single CDS Service call, whether that be a Discovery call, a single CDS Service invocation, …"
+  // carries the client's JWT (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients); only these routes, so health stays open.
+  app.addHook('onRequest', app.authenticateCdsClient);
+
   app.get('/cds-services', async () => registry.discoveryDocument());
 
   for (const service of registry.services) {

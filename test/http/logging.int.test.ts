@@ -23,7 +23,8 @@ describe('logs', () => {
         done();
       },
     });
-    const config = buildConfig({ loadDemoCohort: false, logLevel: 'trace' });
+    // The FHIR server below is allowed, so the hook does fetch (and fail) rather than being refused with 400.
+    const config = buildConfig({ loadDemoCohort: false, logLevel: 'trace', fhirServerAllowlist: ['http://127.0.0.1:9/fhir'] });
     app = await buildApp(config, { database, logger: { ...loggerOptions(config), stream } as never });
     await app.ready();
   });
