@@ -5,14 +5,17 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /**
- * This file runs from src/ under jest and from dist/src/ once built, so the project root is one or two
- * levels up: the first of them that holds package.json.
+ * The nearest folder at or above `start` that holds package.json: this file runs from src/ under jest and
+ * from dist/src/ once built.
  */
-function findProjectRoot(): string {
-  for (const candidate of [path.resolve(here, '..'), path.resolve(here, '../..')]) {
-    if (existsSync(path.join(candidate, 'package.json'))) return candidate;
+export function findProjectRoot(start: string = here): string {
+  let directory = start;
+  for (;;) {
+    if (existsSync(path.join(directory, 'package.json'))) return directory;
+    const parent = path.dirname(directory);
+    if (parent === directory) throw new Error(`cannot find the project root (package.json) above ${start}`);
+    directory = parent;
   }
-  throw new Error(`cannot find the project root (package.json) above ${here}`);
 }
 
 /** The folder that holds package.json. */
@@ -23,3 +26,6 @@ export const demoCohortDirectory: string = path.join(projectRoot, 'demo-data', '
 
 /** ICD-10-CM codes and the ICD-9-CM → ICD-10-CM GEMs. */
 export const codeTablesDirectory: string = path.join(projectRoot, 'demo-data', 'code-tables');
+
+/** The cds-hooks/ folder: services.json and the example requests. */
+export const cdsHooksDirectory: string = path.join(projectRoot, 'cds-hooks');

@@ -2,10 +2,10 @@
  * The one registry of CDS Services (cds-hooks/services.json): discovery and routing are both built from it.
  * https://cds-hooks.hl7.org/2.0/#discovery
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
+import { cdsHooksDirectory } from '../paths.js';
 import { hookContextSchemas, hookNames, type HookName } from './cds-hooks.schema.js';
 import { isSupportedPrefetchToken, prefetchTokens } from './prefetch-template.js';
 
@@ -70,22 +70,6 @@ export interface ServiceRegistry {
   findService(id: string): ServiceDefinition | undefined;
 }
 
-/** The nearest folder at or above this module that holds a package.json: src/ under jest, dist/src/ when built. */
-export function findProjectRoot(start: string = dirname(fileURLToPath(import.meta.url))): string {
-  let directory = start;
-  for (;;) {
-    if (existsSync(join(directory, 'package.json'))) return directory;
-    const parent = dirname(directory);
-    if (parent === directory) throw new Error(`No package.json at or above ${start}`);
-    directory = parent;
-  }
-}
-
-/** The cds-hooks/ folder: services.json and the example requests. */
-export function cdsHooksDirectory(): string {
-  return join(findProjectRoot(), 'cds-hooks');
-}
-
 /** Builds a registry from already-parsed JSON; throws an Error naming every problem. */
 export function createServiceRegistry(json: unknown, sourceName = 'services.json'): ServiceRegistry {
   const parsed = registryFileSchema.safeParse(json);
@@ -105,7 +89,7 @@ export function createServiceRegistry(json: unknown, sourceName = 'services.json
 }
 
 /** Reads and validates cds-hooks/services.json (or the file given). */
-export function loadServiceRegistry(file: string = join(cdsHooksDirectory(), 'services.json')): ServiceRegistry {
+export function loadServiceRegistry(file: string = join(cdsHooksDirectory, 'services.json')): ServiceRegistry {
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { findEmptyFields, hookNames } from '../../src/hooks/cds-hooks.schema.js';
-import { cdsHooksDirectory, createServiceRegistry, findProjectRoot, loadServiceRegistry } from '../../src/hooks/service-registry.js';
+import { createServiceRegistry, loadServiceRegistry } from '../../src/hooks/service-registry.js';
+import { cdsHooksDirectory, findProjectRoot } from '../../src/paths.js';
 
 function service(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -52,7 +53,7 @@ describe('findProjectRoot', () => {
     const root = findProjectRoot();
     expect(existsSync(join(root, 'package.json'))).toBe(true);
     expect(findProjectRoot(join(root, 'src', 'hooks'))).toBe(root);
-    expect(existsSync(join(cdsHooksDirectory(), 'services.json'))).toBe(true);
+    expect(existsSync(join(cdsHooksDirectory, 'services.json'))).toBe(true);
   });
 });
 
