@@ -15,6 +15,10 @@ export interface Database {
   issued_card: IssuedCardTable;
   feedback: FeedbackTable;
   ingest_run: IngestRunTable;
+  api_key: ApiKeyTable;
+  audit_event: AuditEventTable;
+  hook_call: HookCallTable;
+  evaluation_run: EvaluationRunTable;
 }
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -137,4 +141,54 @@ export interface IngestRunTable {
   finished_at: Date | null;
   source: string;
   counts: JSONColumnType<Record<string, number>, string, string>;
+}
+
+export type ApiKeyRole = 'informaticist' | 'viewer';
+
+export interface ApiKeyTable {
+  api_key_id: Generated<number>;
+  name: string;
+  role: ApiKeyRole;
+  key_hash: string;
+  key_prefix: string;
+  created_at: CreatedAt;
+  created_by: string;
+  revoked_at: Date | null;
+}
+
+export interface AuditEventTable {
+  audit_event_id: Generated<string>;
+  at: CreatedAt;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: JSONColumnType<Record<string, unknown>, string | undefined, string>;
+}
+
+export interface HookCallTable {
+  hook_call_id: Generated<string>;
+  at: CreatedAt;
+  service_id: string;
+  hook: string;
+  rules_version: number;
+  cohort_size: number | null;
+  relaxation: TextArray;
+  cards: number;
+  latency_ms: number;
+}
+
+export type EvaluationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface EvaluationRunTable {
+  evaluation_run_id: Generated<string>;
+  rules_version: number;
+  status: EvaluationStatus;
+  options: JSONColumnType<Record<string, unknown>, string, string>;
+  progress: JSONColumnType<Record<string, unknown>, string | undefined, string>;
+  result: JSONColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  error: string | null;
+  requested_by: string;
+  created_at: CreatedAt;
+  started_at: Date | null;
+  finished_at: Date | null;
 }
