@@ -4,7 +4,7 @@ import { defaultRules } from '../../src/cohort/rules.js';
 import { proportion } from '../../src/cohort/statistics.js';
 import { assertValidResponse, hookNames, type HookName } from '../../src/hooks/cds-hooks.schema.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
-import { readExampleRequest } from '../helpers/cds-hooks-examples.js';
+import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
 import { readMimic, yearsBetween } from '../helpers/mimic.js';
 
 type Json = Record<string, any>;
@@ -66,22 +66,9 @@ function readRawVisits(): RawVisit[] {
   });
 }
 
-/** A hand-made order-select request for a 64-year-old woman with abdominal pain, everything prefetched. */
+/** A hand-made request for a 64-year-old woman with abdominal pain, everything prefetched. */
 function abdominalPainRequest(hook: HookName): Json {
-  const request = readExampleRequest(hook) as Json;
-  delete request.fhirServer;
-  delete request.fhirAuthorization;
-  request.prefetch = {
-    patient: { resourceType: 'Patient', id: request.context.patientId, gender: 'female', birthDate: '1962-03-01' },
-    conditions: null,
-    encounter: null,
-    chiefComplaint: {
-      resourceType: 'Bundle',
-      type: 'searchset',
-      entry: [{ resource: { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8661-1' }] }, subject: { reference: `Patient/${request.context.patientId}` }, valueString: 'ABD PAIN, N/V' } }],
-    },
-    acuity: null,
-  };
+  const request = prefetchedRequest(hook, { patient: { gender: 'female', birthDate: '1962-03-01' }, chiefComplaint: 'ABD PAIN, N/V' });
   if (hook === 'order-select' || hook === 'order-sign') {
     request.context.draftOrders = { resourceType: 'Bundle', type: 'collection', entry: [] };
     if (hook === 'order-select') request.context.selections = [];

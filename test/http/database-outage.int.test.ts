@@ -8,7 +8,7 @@ import { prepareDatabase } from '../../src/db/prepare-database.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths } from '../../src/ingest/ingest.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
-import { readExampleRequest } from '../helpers/cds-hooks-examples.js';
+import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /**
@@ -18,22 +18,7 @@ import { TcpProxy } from '../helpers/tcp-proxy.js';
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 function request(hook: 'patient-view', age: number) {
-  const body = readExampleRequest(hook) as Record<string, any>;
-  delete body.fhirServer;
-  delete body.fhirAuthorization;
-  body.hookInstance = randomUUID();
-  body.prefetch = {
-    patient: { resourceType: 'Patient', id: body.context.patientId, gender: 'female', birthDate: `${2026 - age}-01-01` },
-    conditions: null,
-    encounter: null,
-    acuity: null,
-    chiefComplaint: {
-      resourceType: 'Bundle',
-      type: 'searchset',
-      entry: [{ resource: { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8661-1' }] }, subject: { reference: `Patient/${body.context.patientId}` }, valueString: 'abd pain' } }],
-    },
-  };
-  return body;
+  return prefetchedRequest(hook, { patient: { gender: 'female', birthDate: `${2026 - age}-01-01` }, chiefComplaint: 'abd pain', hookInstance: randomUUID() });
 }
 
 describe('the database going away and coming back', () => {

@@ -2,31 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { assertValidResponse, hookNames, hookResponseSchema } from '../../src/hooks/cds-hooks.schema.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
-import { readExampleRequest } from '../helpers/cds-hooks-examples.js';
+import { chiefComplaintBundle, prefetchedRequest } from '../helpers/cds-hooks-examples.js';
 
 type Json = Record<string, any>;
 
 /** A request that is valid but for what the test changes: everything prefetched, no FHIR server. */
 function baseRequest(hook: (typeof hookNames)[number]): Json {
-  const request = readExampleRequest(hook) as Json;
-  delete request.fhirServer;
-  delete request.fhirAuthorization;
-  request.prefetch = {
-    patient: { resourceType: 'Patient', id: request.context.patientId, gender: 'male', birthDate: '1965-04-02' },
-    conditions: null,
-    encounter: null,
-    chiefComplaint: null,
-    acuity: null,
-  };
-  return request;
-}
-
-function complaintBundle(patientId: string, text: string): Json {
-  return {
-    resourceType: 'Bundle',
-    type: 'searchset',
-    entry: [{ resource: { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8661-1' }] }, subject: { reference: `Patient/${patientId}` }, valueString: text } }],
-  };
+  return prefetchedRequest(hook, { patient: { gender: 'male', birthDate: '1965-04-02' } });
 }
 
 describe('hostile input', () => {
@@ -87,7 +69,7 @@ describe('hostile input', () => {
   ])('a Patient with %s still gets a valid answer', async (_name, fields) => {
     const request = baseRequest('patient-view');
     request.prefetch.patient = { resourceType: 'Patient', id: request.context.patientId, ...fields };
-    request.prefetch.chiefComplaint = complaintBundle(request.context.patientId, 'abd pain');
+    request.prefetch.chiefComplaint = chiefComplaintBundle(request.context.patientId, 'abd pain');
     const response = await post('/cds-services/patient-view', request);
     expect(response.statusCode).toBe(200);
     assertValidResponse(response.json());
@@ -95,7 +77,7 @@ describe('hostile input', () => {
 
   it('shows markup, injection strings and control characters from a complaint as text, never as markup', async () => {
     const request = baseRequest('patient-view');
-    request.prefetch.chiefComplaint = complaintBundle(
+    request.prefetch.chiefComplaint = chiefComplaintBundle(
       request.context.patientId,
       "abd pain, <img src=x onerror=alert(1)>, '; drop table cohort_encounter; --, [x](javascript:alert(1)), \u0000\u202e",
     );
@@ -115,23 +97,23 @@ describe('hostile input', () => {
 
   const prefetchShapes: Record<string, (request: Json) => void> = {
     complete: (request) => {
-      request.prefetch.chiefComplaint = complaintBundle(request.context.patientId, 'chest pain');
+      request.prefetch.chiefComplaint = chiefComplaintBundle(request.context.patientId, 'chest pain');
       request.prefetch.conditions = { resourceType: 'Bundle', type: 'searchset', entry: [] };
     },
     'a key missing (no FHIR server to fetch it from)': (request) => {
-      request.prefetch.chiefComplaint = complaintBundle(request.context.patientId, 'chest pain');
+      request.prefetch.chiefComplaint = chiefComplaintBundle(request.context.patientId, 'chest pain');
       delete request.prefetch.conditions;
     },
     'a key null': (request) => {
-      request.prefetch.chiefComplaint = complaintBundle(request.context.patientId, 'chest pain');
+      request.prefetch.chiefComplaint = chiefComplaintBundle(request.context.patientId, 'chest pain');
       request.prefetch.conditions = null;
     },
     'a key holding an OperationOutcome': (request) => {
-      request.prefetch.chiefComplaint = complaintBundle(request.context.patientId, 'chest pain');
+      request.prefetch.chiefComplaint = chiefComplaintBundle(request.context.patientId, 'chest pain');
       request.prefetch.conditions = { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'forbidden' }] };
     },
     'a paged search Bundle': (request) => {
-      const bundle = complaintBundle(request.context.patientId, 'chest pain');
+      const bundle = chiefComplaintBundle(request.context.patientId, 'chest pain');
       bundle.link = [{ relation: 'next', url: 'https://ehr.example.org/fhir/Observation?page=2' }];
       bundle.total = 2;
       request.prefetch.chiefComplaint = bundle;
@@ -177,7 +159,7 @@ describe('hostile input', () => {
       fc.asyncProperty(request, async (generated) => {
         const body = baseRequest(generated.hook);
         body.prefetch.patient = generated.patient;
-        body.prefetch.chiefComplaint = complaintBundle(body.context.patientId, generated.complaint);
+        body.prefetch.chiefComplaint = chiefComplaintBundle(body.context.patientId, generated.complaint);
         body.prefetch.conditions = {
           resourceType: 'Bundle',
           type: 'searchset',
