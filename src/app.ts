@@ -9,6 +9,10 @@ import { securityPlugin } from './http/security.plugin.js';
 import { fhirServerGate } from './fhir/fhir-server-allowlist.js';
 import { registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
+import { adminAuthPlugin } from './http/admin-auth.plugin.js';
+import { adminRoutes } from './http/admin.routes.js';
+import { createExplanationLinks, type ExplanationLinks } from './http/explanation-link.js';
+import { HookCallLog } from './db/hook-call.repository.js';
 import { cdsServicesRoutes } from './http/cds-services.routes.js';
 import { createHookAnswerer, type HookTrace } from './hooks/answer-hook.js';
 import { ReferenceDataCache } from './hooks/reference-data.js';
@@ -21,11 +25,19 @@ import { recordIssuedCards } from './db/feedback.repository.js';
 import { findActiveRuleSet } from './db/rule-set.repository.js';
 import { AppError } from './errors.js';
 import type { Icd9ToIcd10Map } from './fhir/icd.js';
+import type { CohortSource } from './cohort/types.js';
+import { audienceBase } from './http/cds-client-auth.plugin.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Rules, vocabulary and baseline shared by the hooks; invalidate after an ingest or a rules change. */
     referenceData: ReferenceDataCache;
+    /** Signs and checks the explanation link every card carries. */
+    explanationLinks: ExplanationLinks;
+    /** Cohort statistics as the hooks read them (cached). */
+    cohortSource: CohortSource;
+    /** Hook calls waiting to be written to the audit table. */
+    hookCallLog: HookCallLog;
   }
 }
 
@@ -66,12 +78,13 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   await app.register(cdsClientAuthPlugin, { config });
   await app.register(securityPlugin, { config });
   await app.register(healthRoutes);
+  await app.register(adminAuthPlugin);
 
   const db = dependencies.database.db;
   const referenceTtlMs = dependencies.referenceTtlMs ?? 30000;
   // Many patients share a cohort; an ingest shows within the TTL (the reference data reloads on the same clock).
   const sqlSource = new SqlCohortSource(db);
-  const cohortSource =
+  const cohortSource: CohortSource =
     config.cohortCacheSize > 0 ? new CachedCohortSource(sqlSource, { maxEntries: config.cohortCacheSize, ttlMs: referenceTtlMs }) : sqlSource;
   // The code tables do not change while the service runs: read them once.
   let icd9Map: Promise<Icd9ToIcd10Map> | undefined;
@@ -98,14 +111,59 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   }, referenceTtlMs);
   app.decorate('referenceData', referenceData);
 
+  const now = dependencies.now ?? (() => new Date());
+  const explanationLinks = createExplanationLinks({
+    secret: config.linkSigningSecret,
+    baseUrl: audienceBase(config),
+    ttlMs: config.explanationLinkTtlMs,
+    now,
+  });
+  if (explanationLinks.ephemeralSecret) {
+    app.log.warn('LINK_SIGNING_SECRET and PATIENT_HASH_SECRET are unset: the explanation links on cards stop opening when the service restarts');
+  }
+  app.decorate('explanationLinks', explanationLinks);
+  app.decorate('cohortSource', cohortSource);
+
+  // Every hook call goes to the audit table (no patient identifiers), written in batches off the hook's path.
+  const hookCallLog = new HookCallLog(db, { onError: (error) => app.log.warn({ err: error }, 'could not write hook calls; will retry') });
+  app.decorate('hookCallLog', hookCallLog);
+  app.addHook('onClose', async () => hookCallLog.close());
+
+  const resolveOptions = { timeoutMs: config.fhirFetchTimeoutMs, allowFhirServer: fhirServerGate(config.fhirServerAllowlist, app.log) };
+  const registry = dependencies.registry ?? loadServiceRegistry();
   const answerHook = createHookAnswerer({
     referenceData,
     cohortSource,
-    resolveOptions: { timeoutMs: config.fhirFetchTimeoutMs, allowFhirServer: fhirServerGate(config.fhirServerAllowlist, app.log) },
+    resolveOptions,
     recordIssuedCards: (cards) => recordIssuedCards(db, cards),
-    now: dependencies.now ?? (() => new Date()),
-    onTrace: (trace: HookTrace) => app.log.info({ hook: trace }, 'hook answered'),
+    now,
+    explanationLink: (subject) => explanationLinks.link(subject),
+    onTrace: (trace: HookTrace) => {
+      app.log.info({ hook: trace }, 'hook answered');
+      hookCallLog.record({
+        at: now(),
+        serviceId: trace.serviceId,
+        hook: trace.hook,
+        rulesVersion: trace.rulesVersion,
+        cohortSize: trace.cohortSize,
+        relaxation: trace.relaxation,
+        cards: trace.cards,
+        latencyMs: trace.latencyMs,
+      });
+    },
   });
-  await app.register(cdsServicesRoutes, { registry: dependencies.registry ?? loadServiceRegistry(), answerHook });
+  await app.register(cdsServicesRoutes, { registry, answerHook });
+  await app.register(adminRoutes, {
+    referenceData,
+    cohortSource,
+    registry,
+    resolveOptions,
+    now,
+    explanationLink: (subject) => explanationLinks.link(subject),
+    onReferenceChange: () => {
+      referenceData.invalidate();
+      if (cohortSource instanceof CachedCohortSource) cohortSource.clear();
+    },
+  });
   return app;
 }

@@ -41,6 +41,15 @@ const environmentSchema = z.object({
   CDS_FHIR_SERVER_ALLOWLIST: z.string().default(''),
   /** Requests per minute per client (JWT iss + sub, else IP address); 0 turns the limit off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
+  /** Key that signs the explanation links on cards (32+ characters); derived from PATIENT_HASH_SECRET when unset. */
+  LINK_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** How long the explanation link on a card opens without a login. */
+  EXPLANATION_LINK_TTL_HOURS: z.coerce.number().min(0.1).max(24 * 90).default(24 * 7),
+  /** Create a demo informaticist API key (written to DATA_DIR/demo-api-key.txt) when none exists; never in production. */
+  DEMO_API_KEY: z
+    .enum(['true', 'false'])
+    .optional()
+    .transform((value) => value === undefined ? undefined : value === 'true'),
 });
 
 export interface Config {
@@ -64,6 +73,11 @@ export interface Config {
   /** Normalized FHIR base URLs (no trailing slash) the service may call; empty: none. */
   readonly fhirServerAllowlist: readonly string[];
   readonly rateLimitPerMinute: number;
+  /** Signs explanation links; undefined: derived from the patient hash secret, else random per process. */
+  readonly linkSigningSecret: string | undefined;
+  readonly explanationLinkTtlMs: number;
+  /** Make a demo informaticist key at start when there is no key at all. */
+  readonly createDemoApiKey: boolean;
 }
 
 export class ConfigError extends Error {
@@ -82,6 +96,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   const production = env.NODE_ENV === 'production';
   const problems: string[] = [];
   if (production && env.PATIENT_HASH_SECRET === undefined) problems.push('PATIENT_HASH_SECRET: required when NODE_ENV=production');
+  if (production && env.DEMO_API_KEY === true) problems.push('DEMO_API_KEY: must not be true when NODE_ENV=production (create keys with `npm run cli -- api-key create`)');
 
   let trustedIssuers: TrustedIssuer[] = [];
   if (env.CDS_TRUSTED_ISSUERS !== undefined) {
@@ -134,6 +149,10 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     jwtClockSkewSeconds: env.CDS_JWT_CLOCK_SKEW_SECONDS,
     fhirServerAllowlist: Object.freeze(fhirServerAllowlist),
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
+    linkSigningSecret: env.LINK_SIGNING_SECRET ?? env.PATIENT_HASH_SECRET,
+    explanationLinkTtlMs: env.EXPLANATION_LINK_TTL_HOURS * 3600_000,
+    // The demo (`npm start` with no configuration) can be logged into; a configured service makes its own keys.
+    createDemoApiKey: env.DEMO_API_KEY ?? (!production && env.DEMO_COHORT),
   });
 }
 

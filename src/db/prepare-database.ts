@@ -7,11 +7,14 @@ import { resolvePatientHashSecret } from '../ingest/secret.js';
 import type { Database } from './database.js';
 import { migrateToLatest } from './migrate.js';
 import { seedDefaultRuleSet } from './rule-set.repository.js';
+import { ensureDemoApiKey } from './demo-api-key.js';
 
 export interface PreparedDatabase {
   readonly migrationsApplied: number;
   /** Encounters loaded from the bundled demo at this start; 0 when the cohort already had some. */
   readonly demoEncountersLoaded: number;
+  /** The file the demo API key was written to at this start, if one was made. */
+  readonly demoApiKeyFile?: string;
 }
 
 /** Start-up: migrations, the seed data a new database needs, and the demo cohort when the cohort is empty. */
@@ -34,5 +37,7 @@ export async function prepareDatabase(
       progress(`loaded the bundled MIMIC-IV ED demo cohort: ${demoEncountersLoaded} encounters`);
     }
   }
-  return { migrationsApplied, demoEncountersLoaded };
+  const demoApiKeyFile = config.createDemoApiKey && config.loadDemoCohort ? await ensureDemoApiKey(db, config.dataDirectory) : undefined;
+  if (demoApiKeyFile) progress(`made the demo informaticist API key for the console: it is in ${demoApiKeyFile}`);
+  return { migrationsApplied, demoEncountersLoaded, ...(demoApiKeyFile ? { demoApiKeyFile } : {}) };
 }

@@ -1,6 +1,7 @@
-import type { Kysely, Transaction } from 'kysely';
-import { defaultRules, rulesSchema, type VersionedRules } from '../cohort/rules.js';
-import type { Database } from './database.js';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { defaultRules, rulesSchema, type Rules, type VersionedRules } from '../cohort/rules.js';
+import { recordAuditEvent } from './audit.repository.js';
+import type { Database, RuleSetTable } from './database.js';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -25,4 +26,125 @@ export async function seedDefaultRuleSet(db: Executor): Promise<void> {
     })
     .onConflict((conflict) => conflict.doNothing())
     .execute();
+}
+
+export interface RuleSetRecord {
+  readonly version: number;
+  readonly status: 'draft' | 'active' | 'retired';
+  /** As stored: a draft may lack fields a later schema added (they take their defaults when used). */
+  readonly rules: Record<string, unknown>;
+  readonly note: string | null;
+  readonly createdAt: Date;
+  readonly createdBy: string;
+  readonly activatedAt: Date | null;
+}
+
+export class RuleSetStateError extends Error {
+  override name = 'RuleSetStateError';
+  constructor(
+    message: string,
+    readonly reason: 'not-found' | 'not-draft' | 'already-active',
+  ) {
+    super(message);
+  }
+}
+
+export async function listRuleSets(db: Executor): Promise<RuleSetRecord[]> {
+  const rows = await db.selectFrom('rule_set').selectAll().orderBy('version', 'desc').execute();
+  return rows.map(toRecord);
+}
+
+export async function findRuleSet(db: Executor, version: number): Promise<RuleSetRecord | undefined> {
+  const row = await db.selectFrom('rule_set').selectAll().where('version', '=', version).executeTakeFirst();
+  return row ? toRecord(row) : undefined;
+}
+
+/** A version's rules, parsed with the defaults filled in. */
+export async function findVersionedRules(db: Executor, version: number): Promise<VersionedRules | undefined> {
+  const record = await findRuleSet(db, version);
+  return record ? { version: record.version, rules: rulesSchema.parse(record.rules) } : undefined;
+}
+
+/** A new draft version (the next number), recorded in the audit trail in the same transaction. */
+export async function createDraftRuleSet(
+  db: Kysely<Database>,
+  input: { readonly rules: Rules; readonly note: string | null; readonly createdBy: string; readonly basedOn?: number },
+): Promise<RuleSetRecord> {
+  return db.transaction().execute(async (trx) => {
+    // Serialize version numbers: two drafts at once must not both take max + 1.
+    await sql`lock table rule_set in share row exclusive mode`.execute(trx);
+    const { max } = await trx
+      .selectFrom('rule_set')
+      .select((eb) => eb.fn.max('version').as('max'))
+      .executeTakeFirstOrThrow();
+    const row = await trx
+      .insertInto('rule_set')
+      .values({ version: (max ?? 0) + 1, status: 'draft', rules: JSON.stringify(input.rules), note: input.note, created_by: input.createdBy })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordAuditEvent(trx, {
+      actor: input.createdBy,
+      action: 'rules.create-draft',
+      target: `rules/${row.version}`,
+      details: input.basedOn === undefined ? {} : { basedOn: input.basedOn },
+    });
+    return toRecord(row);
+  });
+}
+
+/** Replaces a draft's rules and note; an active or retired version never changes. */
+export async function updateDraftRuleSet(
+  db: Kysely<Database>,
+  version: number,
+  input: { readonly rules: Rules; readonly note: string | null; readonly updatedBy: string },
+): Promise<RuleSetRecord> {
+  return db.transaction().execute(async (trx) => {
+    const current = await trx.selectFrom('rule_set').select('status').where('version', '=', version).forUpdate().executeTakeFirst();
+    if (!current) throw new RuleSetStateError(`There is no rules version ${version}`, 'not-found');
+    if (current.status !== 'draft') throw new RuleSetStateError(`Rules version ${version} is ${current.status}; only a draft can be edited`, 'not-draft');
+    const row = await trx
+      .updateTable('rule_set')
+      .set({ rules: JSON.stringify(input.rules), note: input.note })
+      .where('version', '=', version)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordAuditEvent(trx, { actor: input.updatedBy, action: 'rules.update-draft', target: `rules/${version}` });
+    return toRecord(row);
+  });
+}
+
+/**
+ * Makes `version` the one active version and retires the one before; activating an earlier version is the
+ * rollback. A draft is validated by the caller before it gets here.
+ */
+export async function activateRuleSet(db: Kysely<Database>, version: number, activatedBy: string): Promise<{ readonly previous: number | null }> {
+  return db.transaction().execute(async (trx) => {
+    await sql`lock table rule_set in share row exclusive mode`.execute(trx);
+    const target = await trx.selectFrom('rule_set').select('status').where('version', '=', version).executeTakeFirst();
+    if (!target) throw new RuleSetStateError(`There is no rules version ${version}`, 'not-found');
+    if (target.status === 'active') throw new RuleSetStateError(`Rules version ${version} is already active`, 'already-active');
+    const previous = await trx.selectFrom('rule_set').select('version').where('status', '=', 'active').executeTakeFirst();
+    await trx.updateTable('rule_set').set({ status: 'retired' }).where('status', '=', 'active').execute();
+    await trx.updateTable('rule_set').set({ status: 'active', activated_at: new Date() }).where('version', '=', version).execute();
+    await recordAuditEvent(trx, {
+      actor: activatedBy,
+      // Going back to an earlier version than the one in use is a rollback.
+      action: previous !== undefined && version < previous.version ? 'rules.rollback' : 'rules.activate',
+      target: `rules/${version}`,
+      details: { previous: previous?.version ?? null },
+    });
+    return { previous: previous?.version ?? null };
+  });
+}
+
+function toRecord(row: Selectable<RuleSetTable>): RuleSetRecord {
+  return {
+    version: row.version,
+    status: row.status,
+    rules: row.rules,
+    note: row.note,
+    createdAt: row.created_at,
+    createdBy: row.created_by,
+    activatedAt: row.activated_at,
+  };
 }

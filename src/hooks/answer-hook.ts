@@ -1,12 +1,13 @@
 import type { CardKind, Link } from '../cards/card.js';
-import { buildCohortCards } from '../cards/cohort-cards.js';
+import { buildCohortCards, type BuiltCard } from '../cards/cohort-cards.js';
 import { cardUuidFactory } from '../cards/uuid.js';
-import { selectCohort, type CohortOutcome } from '../cohort/matching.js';
+import { selectCohort, type CohortOutcome, type CohortPlan } from '../cohort/matching.js';
+import type { VersionedRules } from '../cohort/rules.js';
 import type { CohortSource, PatientFacts } from '../cohort/types.js';
 import { patientFactsFromContext } from '../fhir/patient-facts.js';
 import type { HookRequest, HookResponse } from './cds-hooks.schema.js';
 import { resolveHookContext, type ResolveContextOptions } from './context-resolver.js';
-import type { ReferenceDataCache } from './reference-data.js';
+import type { ReferenceData, ReferenceDataCache } from './reference-data.js';
 import type { ServiceDefinition } from './service-registry.js';
 import type { IssuedCard } from '../db/feedback.repository.js';
 
@@ -16,11 +17,21 @@ export type HookAnswerer = (service: ServiceDefinition, request: HookRequest) =>
 /** What a hook call left behind, for the caller to log or audit (no patient identifiers). */
 export interface HookTrace {
   readonly serviceId: string;
+  readonly hook: string;
   readonly rulesVersion: number;
   readonly cohortSize: number | null;
   readonly relaxation: readonly string[];
   readonly cards: number;
   readonly unavailable: readonly string[];
+  readonly latencyMs: number;
+}
+
+/** What the explanation page of one card needs: no patient, only the cohort's definition. */
+export interface ExplanationSubject {
+  readonly serviceId: string;
+  readonly kind: CardKind;
+  readonly rulesVersion: number;
+  readonly plan: CohortPlan;
 }
 
 export interface HookDependencies {
@@ -29,8 +40,44 @@ export interface HookDependencies {
   readonly resolveOptions: ResolveContextOptions;
   readonly recordIssuedCards: (cards: readonly IssuedCard[]) => Promise<void>;
   readonly now: () => Date;
-  readonly explanationLink?: (serviceId: string, kind: CardKind) => Link | undefined;
+  readonly explanationLink?: (subject: ExplanationSubject) => Link | undefined;
   readonly onTrace?: (trace: HookTrace) => void;
+}
+
+/** The cohort and cards for one patient's facts under one rules version: the core shared by hooks and previews. */
+export interface FactsAnswer {
+  readonly outcome: CohortOutcome;
+  readonly built: readonly BuiltCard[];
+}
+
+export async function answerForFacts(input: {
+  readonly facts: PatientFacts;
+  readonly versionedRules: VersionedRules;
+  readonly reference: Pick<ReferenceData, 'baseline' | 'conceptDisplays'>;
+  readonly cohortSource: CohortSource;
+  readonly serviceId: string;
+  readonly hookInstance: string;
+  readonly patientId: string;
+  readonly encounterId: string | undefined;
+  readonly explanationLink?: (subject: ExplanationSubject) => Link | undefined;
+}): Promise<FactsAnswer> {
+  const { version, rules } = input.versionedRules;
+  const outcome = await selectCohort(input.cohortSource, input.facts, rules);
+  if (outcome.kind === 'none') return { outcome, built: [] };
+  const plan = outcome.selection.plan;
+  const built = buildCohortCards({
+    facts: input.facts,
+    selection: outcome.selection,
+    baseline: input.reference.baseline,
+    rules,
+    rulesVersion: version,
+    patientId: input.patientId,
+    encounterId: input.encounterId,
+    uuidFor: cardUuidFactory(input.serviceId, input.hookInstance, version),
+    conceptDisplay: (concept) => input.reference.conceptDisplays.get(concept) ?? concept,
+    explanationLink: (kind) => input.explanationLink?.({ serviceId: input.serviceId, kind, rulesVersion: version, plan }),
+  });
+  return { outcome, built };
 }
 
 /**
@@ -39,6 +86,7 @@ export interface HookDependencies {
  */
 export function createHookAnswerer(dependencies: HookDependencies): HookAnswerer {
   return async (service, request) => {
+    const started = performance.now();
     const reference = await dependencies.referenceData.get();
     const resolved = await resolveHookContext(service, request, dependencies.resolveOptions);
     const facts: PatientFacts = patientFactsFromContext(resolved, {
@@ -46,30 +94,18 @@ export function createHookAnswerer(dependencies: HookDependencies): HookAnswerer
       icd9Map: reference.icd9Map,
       now: dependencies.now(),
     });
-    const { version, rules } = reference.rules;
-    const outcome: CohortOutcome = await selectCohort(dependencies.cohortSource, facts, rules);
-    const trace = {
-      serviceId: service.id,
-      rulesVersion: version,
-      unavailable: resolved.unavailable,
-    };
-    if (outcome.kind === 'none') {
-      dependencies.onTrace?.({ ...trace, cohortSize: outcome.sizesTried.at(-1) ?? null, relaxation: [], cards: 0 });
-      return { cards: [] };
-    }
-    const uuidFor = cardUuidFactory(service.id, request.hookInstance, version);
-    const built = buildCohortCards({
+    const { outcome, built } = await answerForFacts({
       facts,
-      selection: outcome.selection,
-      baseline: reference.baseline,
-      rules,
-      rulesVersion: version,
+      versionedRules: reference.rules,
+      reference,
+      cohortSource: dependencies.cohortSource,
+      serviceId: service.id,
+      hookInstance: request.hookInstance,
       patientId: request.context.patientId,
       encounterId: 'encounterId' in request.context ? request.context.encounterId : undefined,
-      uuidFor,
-      conceptDisplay: (concept) => reference.conceptDisplays.get(concept) ?? concept,
-      explanationLink: (kind) => dependencies.explanationLink?.(service.id, kind),
+      ...(dependencies.explanationLink ? { explanationLink: dependencies.explanationLink } : {}),
     });
+    const version = reference.rules.version;
     await dependencies.recordIssuedCards(
       built.map(({ kind, card, suggestedItemCodes }) => ({
         cardUuid: card.uuid,
@@ -83,10 +119,14 @@ export function createHookAnswerer(dependencies: HookDependencies): HookAnswerer
     );
     const cards = built.map(({ card }) => card);
     dependencies.onTrace?.({
-      ...trace,
-      cohortSize: outcome.selection.statistics.size,
-      relaxation: outcome.selection.plan.relaxation,
+      serviceId: service.id,
+      hook: service.hook,
+      rulesVersion: version,
+      unavailable: resolved.unavailable,
+      cohortSize: outcome.kind === 'selected' ? outcome.selection.statistics.size : (outcome.sizesTried.at(-1) ?? null),
+      relaxation: outcome.kind === 'selected' ? outcome.selection.plan.relaxation : [],
       cards: cards.length,
+      latencyMs: performance.now() - started,
     });
     return { cards } as HookResponse;
   };
