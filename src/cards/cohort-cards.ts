@@ -1,7 +1,7 @@
 import type { CohortSelection } from '../cohort/matching.js';
 import { relaxationDescriptions, type Rules } from '../cohort/rules.js';
 import { proportion } from '../cohort/statistics.js';
-import type { BaselineStatistics, PatientFacts } from '../cohort/types.js';
+import type { BaselineStatistics, CohortCriteria, PatientFacts } from '../cohort/types.js';
 import type { Action, Card, CardKind, Link, Suggestion } from './card.js';
 import { escapeMarkdown, fitSummary, formatDuration, formatPercent, markdownTable } from './format.js';
 import { rankItems, type RankedItem } from './item-ranking.js';
@@ -30,19 +30,50 @@ function sourceLabel(context: CardContext): string {
   return `${serviceName} · ${context.selection.statistics.size} similar ED visits · rules v${context.rulesVersion}`;
 }
 
+/** A list in words: "a", "a or b", "a, b or c". */
+function wordList(values: readonly string[], conjunction: string): string {
+  return values.length <= 1 ? values.join('') : `${values.slice(0, -1).join(', ')} ${conjunction} ${values.at(-1)}`;
+}
+
+/** The ICD-10 part: which codes or categories, and how much of them a similar visit shares. */
+function describeIcd10(icd10: NonNullable<CohortCriteria['icd10']>): string {
+  const codes = [...new Set(icd10.codes.map((code) => (icd10.level === 'category' ? code.slice(0, 3) : code)))];
+  const shown = codes.slice(0, 6).map(escapeMarkdown).join(', ') + (codes.length > 6 ? ` and ${codes.length - 6} more` : '');
+  const noun = icd10.level === 'category' ? 'ICD-10 category' : 'ICD-10 code';
+  const plural = icd10.level === 'category' ? 'categories' : 'codes';
+  switch (icd10.overlap.measure) {
+    case 'any':
+      return `${noun} ${shown}`;
+    case 'all':
+      return codes.length === 1 ? `${noun} ${shown}` : `all of ICD-10 ${plural} ${shown}`;
+    case 'jaccard':
+      return `ICD-10 ${plural} ${shown} with at least ${formatPercent(icd10.overlap.atLeast)} in common (shared ÷ all ${plural} of both visits)`;
+  }
+}
+
 /** Who counts as similar, in words, with the relaxation applied. */
 export function describeCohortCriteria(context: CardContext): string {
   const { criteria, relaxation } = context.selection.plan;
   const parts: string[] = [];
   if (criteria.sex !== null) parts.push(criteria.sex);
   if (criteria.ageMin !== null && criteria.ageMax !== null) parts.push(`age ${criteria.ageMin}–${criteria.ageMax}`);
-  if (criteria.complaintConcept !== null) {
-    parts.push(`chief complaint ${escapeMarkdown(context.conceptDisplay(criteria.complaintConcept).toLowerCase())}`);
+  if (criteria.acuity !== null) {
+    const { min, max } = criteria.acuity;
+    parts.push(`triage acuity ESI ${min === max ? min : `${min}–${max}`}`);
   }
-  if (criteria.icd10 !== null) {
-    const codes = [...new Set(criteria.icd10.codes.map((code) => (criteria.icd10?.level === 'category' ? code.slice(0, 3) : code)))];
-    const shown = codes.slice(0, 6).map(escapeMarkdown).join(', ') + (codes.length > 6 ? ` and ${codes.length - 6} more` : '');
-    parts.push(`${criteria.icd10.level === 'category' ? 'ICD-10 category' : 'ICD-10 code'} ${shown}`);
+  if (criteria.complaintConcept !== null) {
+    const concepts = [criteria.complaintConcept, ...criteria.otherComplaintConcepts];
+    parts.push(`chief complaint ${wordList(concepts.map((concept) => escapeMarkdown(context.conceptDisplay(concept).toLowerCase())), 'or')}`);
+  }
+  if (criteria.icd10 !== null) parts.push(describeIcd10(criteria.icd10));
+  if (criteria.sites !== null) {
+    parts.push(`${criteria.sites.length === 1 ? 'site' : 'sites'} ${wordList(criteria.sites.map(escapeMarkdown), 'or')}`);
+  }
+  if (criteria.lookback !== null) {
+    const { years, referenceYear } = criteria.lookback;
+    if (referenceYear === null) parts.push(years === 1 ? 'visits of the latest year on record' : `visits of the last ${years} years on record`);
+    // The window is a lower bound: whatever the caller left in after the reference year stays (see CohortCriteria).
+    else parts.push(`visits since ${referenceYear - years + 1}`);
   }
   const relaxed =
     relaxation.length === 0

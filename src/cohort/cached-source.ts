@@ -1,5 +1,39 @@
 import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics } from './types.js';
 
+/** Set-valued fields in a stable order, so that criteria meaning the same share an entry. */
+function sortedSet(values: readonly string[]): string[] {
+  return [...new Set(values)].sort();
+}
+
+/**
+ * One part of the key per criteria field. The mapped type makes it exhaustive: a field added to
+ * CohortCriteria does not type-check until it is part of the key, so two cohorts can never share an entry.
+ */
+const keyParts: { readonly [Field in keyof CohortCriteria]-?: (criteria: CohortCriteria) => unknown } = {
+  sex: (criteria) => criteria.sex,
+  ageMin: (criteria) => criteria.ageMin,
+  ageMax: (criteria) => criteria.ageMax,
+  acuity: (criteria) => criteria.acuity && [criteria.acuity.min, criteria.acuity.max],
+  complaintConcept: (criteria) => criteria.complaintConcept,
+  otherComplaintConcepts: (criteria) => sortedSet(criteria.otherComplaintConcepts),
+  icd10: ({ icd10 }) =>
+    icd10 && {
+      level: icd10.level,
+      // At the category level only the categories count: K5730 and K5792 ask for the same cohort.
+      codes: sortedSet(icd10.level === 'category' ? icd10.codes.map((code) => code.slice(0, 3)) : icd10.codes),
+      overlap: icd10.overlap.measure === 'jaccard' ? ['jaccard', icd10.overlap.atLeast] : [icd10.overlap.measure],
+    },
+  sites: (criteria) => criteria.sites && sortedSet(criteria.sites),
+  // A null reference year means "the newest on record": cached answers for it last until the TTL or clear().
+  lookback: (criteria) => criteria.lookback && [criteria.lookback.years, criteria.lookback.referenceYear],
+};
+const keyFields = (Object.keys(keyParts) as (keyof CohortCriteria)[]).sort();
+
+/** The cache key of one set of criteria: every field, set-valued ones in a stable order. */
+export function cohortCriteriaKey(criteria: CohortCriteria): string {
+  return JSON.stringify(keyFields.map((field) => keyParts[field](criteria)));
+}
+
 interface Entry<T> {
   readonly value: Promise<T>;
   readonly storedAt: number;
@@ -65,11 +99,11 @@ export class CachedCohortSource implements CohortSource {
   }
 
   countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
-    return this.counts.get(JSON.stringify(criteria), () => this.source.countCohorts(criteria));
+    return this.counts.get(`[${criteria.map(cohortCriteriaKey).join(',')}]`, () => this.source.countCohorts(criteria));
   }
 
   describeCohort(criteria: CohortCriteria): Promise<CohortStatistics> {
-    return this.cohorts.get(JSON.stringify(criteria), () => this.source.describeCohort(criteria));
+    return this.cohorts.get(cohortCriteriaKey(criteria), () => this.source.describeCohort(criteria));
   }
 
   describeBaseline(): Promise<BaselineStatistics> {

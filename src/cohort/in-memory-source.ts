@@ -1,13 +1,9 @@
-import { matchesCriteria } from './matching.js';
+import { filterCohort, type MatchableEncounter } from './matching.js';
 import { median } from './statistics.js';
 import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics, ItemCount } from './types.js';
 
 /** A prior encounter held in memory, as tests and small tools build them. */
-export interface InMemoryEncounter {
-  readonly sex: string;
-  readonly ageYears: number;
-  readonly complaintConcepts: readonly string[];
-  readonly icd10Codes: readonly string[];
+export interface InMemoryEncounter extends MatchableEncounter {
   readonly admitted: boolean;
   readonly returned72h: boolean;
   readonly edLosMinutes: number | null;
@@ -20,11 +16,11 @@ export class InMemoryCohortSource implements CohortSource {
   constructor(private readonly encounters: readonly InMemoryEncounter[]) {}
 
   async countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
-    return criteria.map((one) => this.encounters.filter((encounter) => matchesCriteria(encounter, one)).length);
+    return criteria.map((one) => filterCohort(this.encounters, one).length);
   }
 
   async describeCohort(criteria: CohortCriteria): Promise<CohortStatistics> {
-    return describe(this.encounters.filter((encounter) => matchesCriteria(encounter, criteria)));
+    return describe(filterCohort(this.encounters, criteria));
   }
 
   async describeBaseline(): Promise<BaselineStatistics> {

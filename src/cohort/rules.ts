@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** The relaxation steps, each applied on top of the ones before it. */
-export const relaxationSteps = ['icd10-category', 'ignore-icd10', 'widen-age', 'ignore-sex'] as const;
+export const relaxationSteps = ['icd10-category', 'ignore-icd10', 'widen-age', 'ignore-sex', 'ignore-acuity'] as const;
 export type RelaxationStep = (typeof relaxationSteps)[number];
 
 /** What each step says on a card, in words a clinician reads. */
@@ -10,11 +10,25 @@ export const relaxationDescriptions: Record<RelaxationStep, string> = {
   'ignore-icd10': 'diagnoses not matched',
   'widen-age': 'age band widened',
   'ignore-sex': 'sex not matched',
+  'ignore-acuity': 'triage acuity not matched',
 };
+
+/** How the patient's triage acuity (ESI 1–5) constrains the cohort when the EHR sends one. */
+export const acuityMatches = ['ignore', 'exact', 'within-1'] as const;
+/** How much of the patient's ICD-10 codes (or categories) a prior encounter must share. */
+export const icd10Overlaps = ['any', 'all', 'jaccard'] as const;
+/** Which of the patient's chief-complaint concepts a prior encounter must have. */
+export const complaintMatches = ['primary', 'any'] as const;
+
+const oneOf = (values: readonly string[]) => ({ error: `one of ${values.map((value) => `'${value}'`).join(', ')}` });
 
 /**
  * Everything that shapes a cohort and its cards. Stored as JSON in `rule_set.rules` with a version;
  * the defaults here seed version 1 and fill fields that an older stored version lacks.
+ *
+ * A stored version is immutable, so a field added later must default to what versions without it did:
+ * a new matching option defaults to "off" (acuity ignored, any ICD-10 overlap, the primary complaint,
+ * no look-back window, every site), and a version that wants it says so explicitly.
  */
 export const rulesSchema = z
   .object({
@@ -23,12 +37,64 @@ export const rulesSchema = z
     /** The window once the `widen-age` step has been applied. */
     widenedAgeWindowYears: z.number().int().min(0).max(120).default(20),
     matchSex: z.boolean().default(true),
+    /**
+     * Triage acuity (ESI), applied only when the EHR sent one: `exact` keeps prior encounters of the same
+     * level, `within-1` those one level either side; prior encounters without a recorded acuity are then
+     * left out. The `ignore-acuity` relaxation step drops it. Default `ignore`: what versions without this
+     * field did, so that a stored version keeps its meaning. Acuity alone ranks the demo's admissions well
+     * (AUROC 0.68), but as a cohort filter it barely helps there: leave-one-patient-out at arrival, the cohort
+     * admission rate ranked with AUROC 0.585 (ignore), 0.592 (within-1), 0.572 (exact), 69 visits with a card.
+     * A version that turns it on should show its backtest first.
+     */
+    acuityMatch: z.enum(acuityMatches, oneOf(acuityMatches)).default('ignore'),
     /** Match ICD-10 codes on the full code or on the 3-character category. */
     icd10Level: z.enum(['full', 'category']).default('category'),
+    /**
+     * How the patient's ICD-10 codes (at `icd10Level`, as sets) must overlap a prior encounter's:
+     * `any` shares at least one; `all` has every one of the patient's; `jaccard` shares at least
+     * `icd10MinJaccard` of the union of both sets (|patient ∩ encounter| / |patient ∪ encounter|).
+     */
+    icd10Overlap: z.enum(icd10Overlaps, oneOf(icd10Overlaps)).default('any'),
+    /** The least Jaccard index with `icd10Overlap: 'jaccard'` (ignored otherwise); 0.5 ≈ half the codes in common. */
+    icd10MinJaccard: z
+      .number({ error: 'a share between 0 and 1' })
+      .gt(0, 'must be above 0 (0 would match encounters sharing nothing)')
+      .max(1, 'must be at most 1')
+      .default(0.5),
+    /**
+     * `primary`: the prior encounter has the patient's primary complaint concept among its concepts;
+     * `any`: it has any of the patient's complaint concepts (modifiers such as "transfer" never count).
+     * The phrase → concept vocabulary itself is not part of a version: it lives in complaint_synonym and
+     * was applied to the prior encounters at ingest, so a per-version synonym list would map the patient
+     * and the cohort differently. Synonym edits are shared reference data; this chooses how concepts match.
+     */
+    complaintMatch: z.enum(complaintMatches, oneOf(complaintMatches)).default('primary'),
+    /**
+     * Only prior encounters that started in the last N calendar years, counting the reference year
+     * (1 = the reference year only); null: no limit. The reference year is the one the caller passes (a
+     * backtest passes the held-out encounter's year) or else the newest start_year on record: start years
+     * are de-identified and shifted (MIMIC's lie in the 2100s), so today's date says nothing about them.
+     */
+    lookbackYears: z
+      .number({ error: 'a whole number of years, or null for no limit' })
+      .int('a whole number of years')
+      .min(1, 'at least 1 (the reference year only), or null for no limit')
+      .max(200, 'at most 200 years')
+      .nullable()
+      .default(null),
+    /** Only prior encounters from these sites (cohort_encounter.site, as given at ingest); null: every site. */
+    sites: z
+      .array(z.string({ error: 'a site name' }).min(1, 'a site name may not be empty').max(200, 'at most 200 characters'))
+      .min(1, 'list at least one site, or null for every site')
+      .refine((sites) => new Set(sites).size === sites.length, 'a site may appear once')
+      .nullable()
+      .default(null),
     relaxationOrder: z
-      .array(z.enum(relaxationSteps))
+      .array(z.enum(relaxationSteps, oneOf(relaxationSteps)))
       .refine((steps) => new Set(steps).size === steps.length, 'a step may appear once')
-      .default(['icd10-category', 'ignore-icd10', 'widen-age', 'ignore-sex']),
+      // Acuity last: it is the strongest sign of how sick the patient is, so it is kept the longest. A step
+      // with nothing to relax adds no rung, so while acuity is ignored this order behaves as the one before.
+      .default(['icd10-category', 'ignore-icd10', 'widen-age', 'ignore-sex', 'ignore-acuity']),
     /** No card for a cohort smaller than this (CMS cell-size rule: 11). */
     minCohortSize: z.number().int().min(1).default(11),
     /** No item shown whose count is below this. */
@@ -53,6 +119,8 @@ export const rulesSchema = z
   });
 
 export type Rules = z.infer<typeof rulesSchema>;
+export type AcuityMatch = Rules['acuityMatch'];
+export type ComplaintMatch = Rules['complaintMatch'];
 
 /** A rules version as the engine sees it. */
 export interface VersionedRules {

@@ -26,13 +26,39 @@ export interface PatientFacts {
 
 export type Icd10Level = 'full' | 'category';
 
+/**
+ * How the patient's ICD-10 set (codes or categories, as `level` says) must overlap a prior encounter's set:
+ * at least one in common, all of the patient's, or a Jaccard index |A ∩ B| / |A ∪ B| of at least `atLeast`.
+ */
+export type Icd10Overlap =
+  | { readonly measure: 'any' }
+  | { readonly measure: 'all' }
+  | { readonly measure: 'jaccard'; readonly atLeast: number };
+
 /** Which prior encounters count as "similar". A null field is not constrained. */
 export interface CohortCriteria {
   readonly sex: Sex | null;
   readonly ageMin: number | null;
   readonly ageMax: number | null;
+  /** ESI range, both ends included; an encounter without a recorded acuity is outside any range. */
+  readonly acuity: { readonly min: number; readonly max: number } | null;
+  /** The patient's primary complaint concept. */
   readonly complaintConcept: string | null;
-  readonly icd10: { readonly level: Icd10Level; readonly codes: readonly string[] } | null;
+  /**
+   * Further concepts of the patient, any of which qualifies an encounter as well (rules `complaintMatch: 'any'`);
+   * empty under `'primary'`, and only ever set beside a primary concept.
+   */
+  readonly otherComplaintConcepts: readonly string[];
+  readonly icd10: { readonly level: Icd10Level; readonly codes: readonly string[]; readonly overlap: Icd10Overlap } | null;
+  /** cohort_encounter.site values to include. */
+  readonly sites: readonly string[] | null;
+  /**
+   * Encounters that started in the last `years` calendar years, the reference year included: start_year >
+   * referenceYear − years. A lower bound only: leaving out encounters after the reference year (a temporal
+   * backtest) is the caller's business. A null referenceYear is the newest start_year among all the source's
+   * encounters (every site), so the live service counts back from its newest data, whatever today's date.
+   */
+  readonly lookback: { readonly years: number; readonly referenceYear: number | null } | null;
 }
 
 export type ItemCategory = 'workup' | 'treatment';

@@ -1,9 +1,10 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import type {
   BaselineStatistics,
   CohortCriteria,
   CohortSource,
   CohortStatistics,
+  Icd10Overlap,
   ItemCategory,
   ItemCount,
 } from '../cohort/types.js';
@@ -18,22 +19,61 @@ function textArray(values: readonly string[]) {
   return sql<string[]>`cast(${sql.val([...values])} as text[])`;
 }
 
+/** How much of the patient's ICD-10 set an encounter's set (`column`) must share; see `Icd10Overlap`. */
+function icd10OverlapCondition(column: RawBuilder<string[]>, wanted: readonly string[], overlap: Icd10Overlap): Expression<SqlBool> {
+  const codes = textArray(wanted);
+  switch (overlap.measure) {
+    case 'any':
+      return sql<SqlBool>`${column} && ${codes}`;
+    case 'all':
+      return sql<SqlBool>`${column} @> ${codes}`;
+    case 'jaccard': {
+      // |A ∩ B| / |A ∪ B| as a float8 division: IEEE double precision, the very division the reference does.
+      // `&&` first so that the GIN index narrows the rows before the per-row counts.
+      const shared = sql`(select count(distinct code) from unnest(${column}) as code where code = any(${codes}))`;
+      const union = sql`(select count(distinct code) from unnest(${column} || ${codes}) as code)`;
+      return sql<SqlBool>`(${column} && ${codes} and cast(${shared} as double precision) / cast(${union} as double precision) >= cast(${overlap.atLeast} as double precision))`;
+    }
+  }
+}
+
 /** The SQL condition for one set of criteria; the reference semantics are `matchesCriteria` in cohort/. */
 function criteriaCondition(eb: EncounterExpressions, criteria: CohortCriteria): Expression<SqlBool> {
   const conditions: Expression<SqlBool>[] = [];
   if (criteria.sex !== null) conditions.push(eb('cohort_encounter.sex', '=', criteria.sex));
   if (criteria.ageMin !== null) conditions.push(eb('cohort_encounter.age_years', '>=', criteria.ageMin));
   if (criteria.ageMax !== null) conditions.push(eb('cohort_encounter.age_years', '<=', criteria.ageMax));
+  if (criteria.acuity !== null) {
+    // A null acuity fails both comparisons: encounters without one are outside any range, as in the reference.
+    conditions.push(eb('cohort_encounter.acuity', '>=', criteria.acuity.min));
+    conditions.push(eb('cohort_encounter.acuity', '<=', criteria.acuity.max));
+  }
   if (criteria.complaintConcept !== null) {
-    conditions.push(sql<SqlBool>`cohort_encounter.complaint_concepts @> ${textArray([criteria.complaintConcept])}`);
+    const concepts = [criteria.complaintConcept, ...criteria.otherComplaintConcepts];
+    conditions.push(
+      concepts.length === 1
+        ? sql<SqlBool>`cohort_encounter.complaint_concepts @> ${textArray(concepts)}`
+        : sql<SqlBool>`cohort_encounter.complaint_concepts && ${textArray(concepts)}`,
+    );
   }
   if (criteria.icd10 !== null) {
-    if (criteria.icd10.level === 'category') {
-      const categories = [...new Set(criteria.icd10.codes.map((code) => code.slice(0, 3)))];
-      conditions.push(sql<SqlBool>`cohort_encounter.icd10_categories && ${textArray(categories)}`);
+    const { level, codes, overlap } = criteria.icd10;
+    if (level === 'category') {
+      const categories = [...new Set(codes.map((code) => code.slice(0, 3)))];
+      conditions.push(icd10OverlapCondition(sql<string[]>`cohort_encounter.icd10_categories`, categories, overlap));
     } else {
-      conditions.push(sql<SqlBool>`cohort_encounter.icd10_codes && ${textArray(criteria.icd10.codes)}`);
+      conditions.push(icd10OverlapCondition(sql<string[]>`cohort_encounter.icd10_codes`, [...new Set(codes)], overlap));
     }
+  }
+  if (criteria.sites !== null) conditions.push(sql<SqlBool>`cohort_encounter.site = any(${textArray(criteria.sites)})`);
+  if (criteria.lookback !== null) {
+    const { years, referenceYear } = criteria.lookback;
+    // Without a reference year the window counts back from the newest start year on record (all sites).
+    const oldestExcluded =
+      referenceYear === null
+        ? sql<number>`(select max(newest.start_year) from cohort_encounter as newest) - cast(${years} as integer)`
+        : sql<number>`cast(${referenceYear - years} as integer)`;
+    conditions.push(sql<SqlBool>`cohort_encounter.start_year > ${oldestExcluded}`);
   }
   return conditions.length === 0 ? sql<SqlBool>`true` : eb.and(conditions);
 }

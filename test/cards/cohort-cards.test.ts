@@ -1,11 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { buildCohortCards, buildPrognosisCard, buildWorkupCard, type CardContext } from '../../src/cards/cohort-cards.js';
+import { buildCohortCards, buildPrognosisCard, buildWorkupCard, describeCohortCriteria, type CardContext } from '../../src/cards/cohort-cards.js';
 import { escapeMarkdown, fitSummary } from '../../src/cards/format.js';
 import { cardUuidFactory, uuidV5 } from '../../src/cards/uuid.js';
 import type { CohortSelection } from '../../src/cohort/matching.js';
 import { defaultRules, rulesSchema } from '../../src/cohort/rules.js';
-import type { ItemCount } from '../../src/cohort/types.js';
-import { makeFacts } from '../cohort/fixtures.js';
+import type { CohortCriteria, ItemCount } from '../../src/cohort/types.js';
+import { makeCriteria, makeFacts } from '../cohort/fixtures.js';
 
 function item(itemCode: string, display: string, encounters: number, overrides: Partial<ItemCount> = {}): ItemCount {
   return { itemCode, display, encounters, category: 'workup', kind: 'lab', codeSystem: 'urn:test', code: itemCode, ...overrides };
@@ -23,7 +23,7 @@ const items: ItemCount[] = [
 
 const selection: CohortSelection = {
   plan: {
-    criteria: { sex: 'female', ageMin: 40, ageMax: 60, complaintConcept: 'abdominal-pain', icd10: null },
+    criteria: makeCriteria({ sex: 'female', ageMin: 40, ageMax: 60, complaintConcept: 'abdominal-pain' }),
     relaxation: ['ignore-icd10'],
   },
   sizesTried: [4, 40],
@@ -129,6 +129,56 @@ describe('workup card', () => {
     const other = buildWorkupCard(context({ uuidFor: cardUuidFactory('order-select', 'another-instance', 3) }))!;
     expect(other.uuid).not.toBe(card.uuid);
     expect(new Set(card.suggestions?.map((suggestion) => suggestion.uuid)).size).toBe(3);
+  });
+});
+
+describe('cohort description', () => {
+  const displays: Record<string, string> = { 'abdominal-pain': 'Abdominal pain', 'nausea-vomiting': 'Nausea and vomiting', fever: 'Fever' };
+  const describeWith = (criteria: Partial<CohortCriteria>, relaxation: CohortSelection['plan']['relaxation'] = []) =>
+    describeCohortCriteria(
+      context({
+        selection: { ...selection, plan: { criteria: { ...selection.plan.criteria, ...criteria }, relaxation } },
+        conceptDisplay: (concept) => displays[concept] ?? concept,
+      }),
+    );
+
+  it('names the triage acuity matched, and says when it was dropped', () => {
+    expect(describeWith({ acuity: { min: 2, max: 2 } })).toBe(
+      'Similar visits: female, age 40–60, triage acuity ESI 2, chief complaint abdominal pain. No relaxation was needed.',
+    );
+    expect(describeWith({ acuity: { min: 1, max: 3 } })).toContain('triage acuity ESI 1–3,');
+    expect(describeWith({}, ['ignore-acuity'])).toContain('Relaxed to reach 11 visits: triage acuity not matched.');
+  });
+
+  it('lists every complaint concept that qualifies', () => {
+    expect(describeWith({ otherComplaintConcepts: ['nausea-vomiting'] })).toContain('chief complaint abdominal pain or nausea and vomiting.');
+    expect(describeWith({ otherComplaintConcepts: ['nausea-vomiting', 'fever'] })).toContain(
+      'chief complaint abdominal pain, nausea and vomiting or fever.',
+    );
+  });
+
+  it('says how much ICD-10 overlap was asked for', () => {
+    const icd10 = (overlap: NonNullable<CohortCriteria['icd10']>['overlap']) => ({ icd10: { level: 'category' as const, codes: ['K5730', 'R1084'], overlap } });
+    expect(describeWith(icd10({ measure: 'any' }))).toContain('ICD-10 category K57, R10.');
+    expect(describeWith(icd10({ measure: 'all' }))).toContain('all of ICD-10 categories K57, R10.');
+    expect(describeWith(icd10({ measure: 'jaccard', atLeast: 0.5 }))).toContain(
+      'ICD-10 categories K57, R10 with at least 50% in common (shared ÷ all categories of both visits).',
+    );
+  });
+
+  it('names the sites and the look-back window', () => {
+    expect(describeWith({ sites: ['north'] })).toContain('chief complaint abdominal pain, site north.');
+    expect(describeWith({ sites: ['north', 'south'], lookback: { years: 5, referenceYear: null } })).toContain(
+      'sites north or south, visits of the last 5 years on record.',
+    );
+    expect(describeWith({ lookback: { years: 1, referenceYear: null } })).toContain('visits of the latest year on record.');
+    // With a reference year (a backtest), the years as the cohort stores them.
+    expect(describeWith({ lookback: { years: 5, referenceYear: 2150 } })).toContain('visits since 2146.');
+    expect(describeWith({ lookback: { years: 1, referenceYear: 2150 } })).toContain('visits since 2150.');
+  });
+
+  it('escapes site names from the rules', () => {
+    expect(describeWith({ sites: ['[x](javascript:alert(1))'] })).toContain('site \\[x\\]\\(javascript:alert\\(1\\)\\)');
   });
 });
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { CachedCohortSource } from '../../src/cohort/cached-source.js';
+import { CachedCohortSource, cohortCriteriaKey } from '../../src/cohort/cached-source.js';
 import { InMemoryCohortSource } from '../../src/cohort/in-memory-source.js';
 import type { CohortCriteria, CohortSource } from '../../src/cohort/types.js';
-import { makeEncounters } from './fixtures.js';
+import { makeCriteria, makeEncounters } from './fixtures.js';
 
-const criteria = (age: number): CohortCriteria => ({ sex: 'female', ageMin: age, ageMax: age + 10, complaintConcept: null, icd10: null });
+const criteria = (age: number): CohortCriteria => makeCriteria({ sex: 'female', ageMin: age, ageMax: age + 10 });
 
 function countingSource(): CohortSource & { calls: number } {
   const inner = new InMemoryCohortSource(makeEncounters(20));
@@ -86,5 +86,66 @@ describe('CachedCohortSource', () => {
     await expect(cached.countCohorts([criteria(1)])).rejects.toThrow('database away');
     fail = false;
     await expect(cached.countCohorts([criteria(1)])).resolves.toEqual([7]);
+  });
+});
+
+describe('cohortCriteriaKey', () => {
+  const base = makeCriteria({
+    sex: 'female',
+    ageMin: 40,
+    ageMax: 60,
+    acuity: { min: 2, max: 3 },
+    complaintConcept: 'abdominal-pain',
+    otherComplaintConcepts: ['nausea-vomiting', 'fever'],
+    icd10: { level: 'full', codes: ['K5730', 'R1084'], overlap: { measure: 'jaccard', atLeast: 0.5 } },
+    sites: ['north', 'south'],
+    lookback: { years: 5, referenceYear: null },
+  });
+
+  it('tells apart criteria that differ in any one field', () => {
+    const variants: CohortCriteria[] = [
+      { ...base, sex: 'male' },
+      { ...base, sex: null },
+      { ...base, ageMin: 41 },
+      { ...base, ageMax: 61 },
+      { ...base, acuity: null },
+      { ...base, acuity: { min: 2, max: 2 } },
+      { ...base, complaintConcept: 'chest-pain' },
+      { ...base, otherComplaintConcepts: [] },
+      { ...base, icd10: null },
+      { ...base, icd10: { ...base.icd10!, level: 'category' } },
+      { ...base, icd10: { ...base.icd10!, codes: ['K5730'] } },
+      { ...base, icd10: { ...base.icd10!, overlap: { measure: 'any' } } },
+      { ...base, icd10: { ...base.icd10!, overlap: { measure: 'all' } } },
+      { ...base, icd10: { ...base.icd10!, overlap: { measure: 'jaccard', atLeast: 0.6 } } },
+      { ...base, sites: null },
+      { ...base, sites: ['north'] },
+      { ...base, lookback: null },
+      { ...base, lookback: { years: 4, referenceYear: null } },
+      { ...base, lookback: { years: 5, referenceYear: 2150 } },
+    ];
+    const keys = new Set([base, ...variants].map(cohortCriteriaKey));
+    expect(keys.size).toBe(variants.length + 1);
+  });
+
+  it('gives one key to criteria that ask for the same cohort', () => {
+    const reordered: CohortCriteria = {
+      ...base,
+      otherComplaintConcepts: ['fever', 'nausea-vomiting'],
+      icd10: { ...base.icd10!, codes: ['R1084', 'K5730', 'R1084'] },
+      sites: ['south', 'north'],
+    };
+    expect(cohortCriteriaKey(reordered)).toBe(cohortCriteriaKey(base));
+    const category = (codes: string[]): CohortCriteria => ({ ...base, icd10: { level: 'category', codes, overlap: { measure: 'any' } } });
+    expect(cohortCriteriaKey(category(['K5730', 'R1084']))).toBe(cohortCriteriaKey(category(['R1010', 'K5792'])));
+  });
+
+  it('keeps cohorts that differ only in acuity apart in the cache', async () => {
+    const source = new InMemoryCohortSource([...makeEncounters(4, { acuity: 1 }), ...makeEncounters(9, { acuity: 3 })]);
+    const cached = new CachedCohortSource(source, { maxEntries: 10, ttlMs: 60000 });
+    const esi = (min: number, max: number) => makeCriteria({ acuity: { min, max } });
+    expect(await cached.countCohorts([esi(1, 1), esi(3, 3), esi(1, 3)])).toEqual([4, 9, 13]);
+    expect((await cached.describeCohort(esi(1, 1))).size).toBe(4);
+    expect((await cached.describeCohort(esi(3, 3))).size).toBe(9);
   });
 });

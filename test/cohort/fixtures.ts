@@ -1,5 +1,5 @@
 import type { InMemoryEncounter } from '../../src/cohort/in-memory-source.js';
-import type { PatientFacts } from '../../src/cohort/types.js';
+import type { CohortCriteria, PatientFacts } from '../../src/cohort/types.js';
 
 /** Hand-made patient facts: a 50-year-old woman with abdominal pain unless overridden. */
 export function makeFacts(overrides: Partial<PatientFacts> = {}): PatientFacts {
@@ -20,8 +20,11 @@ export function makeEncounters(count: number, overrides: Partial<InMemoryEncount
   return Array.from({ length: count }, () => ({
     sex: 'female',
     ageYears: 50,
+    acuity: 3,
     complaintConcepts: ['abdominal-pain'],
     icd10Codes: ['R1084'],
+    site: 'default',
+    startYear: 2150,
     admitted: false,
     returned72h: false,
     edLosMinutes: 300,
@@ -29,4 +32,20 @@ export function makeEncounters(count: number, overrides: Partial<InMemoryEncount
     items: [],
     ...overrides,
   }));
+}
+
+/** Criteria that constrain nothing unless overridden. */
+export function makeCriteria(overrides: Partial<CohortCriteria> = {}): CohortCriteria {
+  return {
+    sex: null,
+    ageMin: null,
+    ageMax: null,
+    acuity: null,
+    complaintConcept: null,
+    otherComplaintConcepts: [],
+    icd10: null,
+    sites: null,
+    lookback: null,
+    ...overrides,
+  };
 }

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { InMemoryCohortSource, type InMemoryEncounter } from '../../src/cohort/in-memory-source.js';
-import type { CohortCriteria } from '../../src/cohort/types.js';
+import type { CohortCriteria, Icd10Overlap } from '../../src/cohort/types.js';
 import { SqlCohortSource } from '../../src/db/cohort-statistics.repository.js';
 import { openTestDatabase } from '../helpers/database.js';
 
 const concepts = ['abdominal-pain', 'chest-pain', 'dyspnea', 'fall'];
 const codes = ['R1084', 'R1010', 'K5730', 'K5792', 'R079', 'I214', 'J189', 'S0990XA'];
+const sites = ['default', 'north', 'south'];
 const itemPool = [
   { itemCode: 'lab:50912', category: 'workup' as const, kind: 'lab', display: 'Creatinine', codeSystem: 'urn:lab', code: '50912' },
   { itemCode: 'lab:51006', category: 'workup' as const, kind: 'lab', display: 'Urea Nitrogen', codeSystem: 'urn:lab', code: '51006' },
@@ -25,11 +26,16 @@ function makeCohort(): InMemoryEncounter[] {
   const pick = <T>(values: readonly T[]) => values[Math.floor(next() * values.length)]!;
   return Array.from({ length: 300 }, () => {
     const admitted = next() < 0.4;
+    const codeCount = 1 + Math.floor(next() * 4);
     return {
       sex: next() < 0.5 ? 'female' : 'male',
       ageYears: 18 + Math.floor(next() * 73),
-      complaintConcepts: next() < 0.3 ? [pick(concepts), pick(concepts)] : [pick(concepts)],
-      icd10Codes: [...new Set([pick(codes), pick(codes)])],
+      // About one in ten without a recorded acuity, as in the demo.
+      acuity: next() < 0.1 ? null : 1 + Math.floor(next() * 5),
+      complaintConcepts: next() < 0.3 ? [...new Set([pick(concepts), pick(concepts)])] : [pick(concepts)],
+      icd10Codes: [...new Set(Array.from({ length: codeCount }, () => pick(codes)))].sort(),
+      site: pick(sites),
+      startYear: 2150 + Math.floor(next() * 40),
       admitted,
       returned72h: next() < 0.08,
       edLosMinutes: next() < 0.9 ? Math.floor(60 + next() * 900) : null,
@@ -64,10 +70,12 @@ describe('SqlCohortSource', () => {
           patient_key: `p${index % 120}`,
           age_years: encounter.ageYears,
           sex: encounter.sex,
+          acuity: encounter.acuity,
+          site: encounter.site,
           complaint_concepts: [...encounter.complaintConcepts],
           icd10_codes: [...encounter.icd10Codes],
           icd10_categories: [...new Set(encounter.icd10Codes.map((code) => code.slice(0, 3)))],
-          start_year: 2180,
+          start_year: encounter.startYear,
           admitted: encounter.admitted,
           ed_los_minutes: encounter.edLosMinutes,
           hospital_los_minutes: encounter.hospitalLosMinutes,
@@ -102,14 +110,40 @@ describe('SqlCohortSource', () => {
     await database.close();
   });
 
+  const overlapArbitrary: fc.Arbitrary<Icd10Overlap> = fc.oneof(
+    fc.constant({ measure: 'any' as const }),
+    fc.constant({ measure: 'all' as const }),
+    fc.record({
+      measure: fc.constant('jaccard' as const),
+      // Thresholds that equal a ratio of small integers exactly (1/3, 2/3…) are where float rounding would show.
+      atLeast: fc.oneof(fc.constantFrom(1 / 3, 2 / 3, 0.25, 0.5, 0.75, 0.2, 0.6, 1), fc.double({ min: 0.01, max: 1, noNaN: true })),
+    }),
+  );
+
+  // Each constraint is left out half the time, so that cohorts are seldom empty.
   const criteriaArbitrary: fc.Arbitrary<CohortCriteria> = fc.record({
     sex: fc.constantFrom(null, 'female' as const, 'male' as const),
-    ageMin: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null }),
-    ageMax: fc.option(fc.integer({ min: 40, max: 100 }), { nil: null }),
-    complaintConcept: fc.option(fc.constantFrom(...concepts), { nil: null }),
+    ageMin: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null, freq: 2 }),
+    ageMax: fc.option(fc.integer({ min: 40, max: 100 }), { nil: null, freq: 2 }),
+    acuity: fc.option(
+      fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 2 })).map(([min, spread]) => ({ min, max: Math.min(5, min + spread) })),
+      { nil: null, freq: 2 },
+    ),
+    complaintConcept: fc.option(fc.constantFrom(...concepts), { nil: null, freq: 2 }),
+    otherComplaintConcepts: fc.subarray(concepts, { maxLength: 2 }),
     icd10: fc.option(
-      fc.record({ level: fc.constantFrom('full' as const, 'category' as const), codes: fc.subarray(codes, { minLength: 1 }) }),
-      { nil: null },
+      fc.record({
+        level: fc.constantFrom('full' as const, 'category' as const),
+        codes: fc.subarray(codes, { minLength: 1, maxLength: 4 }),
+        overlap: overlapArbitrary,
+      }),
+      { nil: null, freq: 2 },
+    ),
+    // 'east' has no encounters.
+    sites: fc.option(fc.subarray([...sites, 'east'], { minLength: 1 }), { nil: null, freq: 2 }),
+    lookback: fc.option(
+      fc.record({ years: fc.integer({ min: 1, max: 30 }), referenceYear: fc.option(fc.integer({ min: 2150, max: 2200 }), { nil: null, freq: 2 }) }),
+      { nil: null, freq: 2 },
     ),
   });
 
@@ -119,7 +153,7 @@ describe('SqlCohortSource', () => {
       fc.asyncProperty(fc.array(criteriaArbitrary, { minLength: 1, maxLength: 5 }), async (criteria) => {
         expect(await source.countCohorts(criteria)).toEqual(await reference.countCohorts(criteria));
       }),
-      { numRuns: 60 },
+      { numRuns: 150 },
     );
   });
 
@@ -134,7 +168,7 @@ describe('SqlCohortSource', () => {
           [...expected.items].sort((a, b) => a.itemCode.localeCompare(b.itemCode)),
         );
       }),
-      { numRuns: 40 },
+      { numRuns: 80 },
     );
   });
 
