@@ -8,6 +8,8 @@ import { ingestPaths, type IngestProgress, type IngestReport } from '../ingest/i
 import { listNdjsonFiles } from '../ingest/ndjson-reader.js';
 import { ensureReferenceData } from '../ingest/reference-data.js';
 import { resolvePatientHashSecret } from '../ingest/secret.js';
+import { registerApiKeyCommands } from './api-key.commands.js';
+import { registerBulkExportCommand } from './bulk-export.command.js';
 
 const progressIntervalMs = 2000;
 
@@ -133,6 +135,9 @@ export function buildProgram(config: () => Config = () => loadConfig()): Command
         printReport(report);
       });
     });
+
+  registerApiKeyCommands(program, config, withDatabase, (message) => new UsageError(message));
+  registerBulkExportCommand(program, config, withDatabase, (message) => new UsageError(message));
 
   return program;
 }
