@@ -2,6 +2,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/connection.js';
 import { prepareDatabase } from './db/prepare-database.js';
+import { installGracefulShutdown } from './http/graceful-shutdown.js';
 import { loggerOptions } from './logger.js';
 
 /** Starts the service: config, database, migrations, demo cohort, then listen; SIGTERM drains and closes. */
@@ -32,23 +33,7 @@ async function main(): Promise<void> {
     process.stdout.write('WARNING: CDS client authentication is OFF; any caller is served. Set CDS_TRUSTED_ISSUERS (README, "Security").\n');
   }
 
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    log.info({ signal }, 'shutting down: finishing in-flight requests');
-    // Force the exit if something holds the close up; in-flight requests get this long to finish.
-    setTimeout(() => process.exit(1), 10000).unref();
-    app.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, 'error while closing');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  installGracefulShutdown(app);
 }
 
 main().catch((error: unknown) => {

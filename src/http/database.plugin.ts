@@ -17,7 +17,12 @@ export interface DatabasePluginOptions {
 export const databasePlugin = fastifyPlugin<DatabasePluginOptions>(
   async (app, options) => {
     app.decorate('database', options.database);
-    if (options.closeOnShutdown) app.addHook('onClose', async () => options.database.close());
+    if (options.closeOnShutdown) {
+      app.addHook('onClose', async () => {
+        await options.database.close();
+        app.log.info('database closed');
+      });
+    }
   },
   { name: 'database', fastify: '5.x' },
 );
