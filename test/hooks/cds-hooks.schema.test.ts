@@ -145,14 +145,32 @@ describe('hook response schema', () => {
     expect(hookResponseSchema.safeParse({ cards: [{ ...validCard(), severity: 'high' }] }).success).toBe(false);
   });
 
-  it('rejects appContext on an absolute link', () => {
+  it('rejects appContext on an absolute link, and takes it on a smart link', () => {
     const card = { ...validCard(), links: [{ label: 'x', url: 'https://example.org', type: 'absolute', appContext: '{}' }] };
     expect(hookResponseSchema.safeParse({ cards: [card] }).success).toBe(false);
+    const smart = { ...validCard(), links: [{ label: 'x', url: 'https://example.org/launch', type: 'smart', appContext: '{"cohort":1}' }] };
+    expect(hookResponseSchema.safeParse({ cards: [smart] }).success).toBe(true);
   });
 
-  it('requires a resource for create and a resourceId for delete', () => {
+  it('accepts the indicators info, warning and critical only', () => {
+    for (const indicator of ['info', 'warning', 'critical']) expect(hookResponseSchema.safeParse({ cards: [{ ...validCard(), indicator }] }).success).toBe(true);
+    // hard-stop was the 1.0 draft's name for critical.
+    for (const indicator of ['hard-stop', 'success', 'INFO']) expect(hookResponseSchema.safeParse({ cards: [{ ...validCard(), indicator }] }).success).toBe(false);
+  });
+
+  it('requires a source label, and a uuid on every card and suggestion (feedback names them by it)', () => {
+    expect(hookResponseSchema.safeParse({ cards: [{ ...validCard(), source: { url: 'https://cds.example.org/about' } }] }).success).toBe(false);
+    const { uuid: _uuid, ...withoutUuid } = validCard();
+    expect(hookResponseSchema.safeParse({ cards: [withoutUuid] }).success).toBe(false);
+    const suggestion = { label: 'Order lipase', actions: [{ type: 'create', description: 'x', resource: { resourceType: 'ServiceRequest' } }] };
+    expect(hookResponseSchema.safeParse({ cards: [{ ...validCard(), suggestions: [suggestion] }] }).success).toBe(false);
+  });
+
+  it('requires a resource for create and update and a resourceId for delete', () => {
     const withAction = (action: Record<string, unknown>) => ({ cards: [{ ...validCard(), suggestions: [{ label: 'x', uuid: suggestionUuid, actions: [action] }] }] });
     expect(hookResponseSchema.safeParse(withAction({ type: 'create', description: 'x' })).success).toBe(false);
+    expect(hookResponseSchema.safeParse(withAction({ type: 'update', description: 'x' })).success).toBe(false);
+    expect(hookResponseSchema.safeParse(withAction({ type: 'update', description: 'x', resource: { resourceType: 'ServiceRequest', id: 'sr-1' } })).success).toBe(true);
     expect(hookResponseSchema.safeParse(withAction({ type: 'delete', description: 'x' })).success).toBe(false);
     expect(hookResponseSchema.safeParse(withAction({ type: 'delete', description: 'x', resourceId: 'ServiceRequest/1' })).success).toBe(true);
   });
