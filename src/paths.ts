@@ -29,3 +29,6 @@ export const codeTablesDirectory: string = path.join(projectRoot, 'demo-data', '
 
 /** The cds-hooks/ folder: services.json and the example requests. */
 export const cdsHooksDirectory: string = path.join(projectRoot, 'cds-hooks');
+
+/** The console's static files (HTML, ES modules, CSS), served as they are: no build step. */
+export const consoleAssetsDirectory: string = path.join(projectRoot, 'src', 'console', 'public');
