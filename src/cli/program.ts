@@ -10,6 +10,7 @@ import { ensureReferenceData } from '../ingest/reference-data.js';
 import { resolvePatientHashSecret } from '../ingest/secret.js';
 import { registerApiKeyCommands } from './api-key.commands.js';
 import { registerBulkExportCommand } from './bulk-export.command.js';
+import { registerEvaluateCommand } from './evaluate.command.js';
 
 const progressIntervalMs = 2000;
 
@@ -138,6 +139,7 @@ export function buildProgram(config: () => Config = () => loadConfig()): Command
 
   registerApiKeyCommands(program, config, withDatabase, (message) => new UsageError(message));
   registerBulkExportCommand(program, config, withDatabase, (message) => new UsageError(message));
+  registerEvaluateCommand(program, config, withDatabase, (message) => new UsageError(message));
 
   return program;
 }

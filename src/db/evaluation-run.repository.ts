@@ -1,0 +1,122 @@
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { EvaluationOptions, EvaluationProgress, EvaluationResult } from '../evaluate/result.js';
+import type { Database, EvaluationRunTable, EvaluationStatus } from './database.js';
+
+type Executor = Kysely<Database> | Transaction<Database>;
+
+/** A backtest run as stored: queued → running → succeeded | failed. */
+export interface EvaluationRun {
+  readonly id: string;
+  readonly rulesVersion: number;
+  readonly status: EvaluationStatus;
+  readonly options: EvaluationOptions;
+  readonly progress: EvaluationProgress;
+  /** Set once succeeded (shape: `evaluationResultSchema` in evaluate/result.ts). */
+  readonly result: EvaluationResult | null;
+  /** Set once failed: a message for the person who asked. */
+  readonly error: string | null;
+  /** The API key's name, or `cli`. */
+  readonly requestedBy: string;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+}
+
+const queuedProgress: EvaluationProgress = { phase: 'queued', done: 0, total: 0 };
+
+function toRun(row: Selectable<EvaluationRunTable>): EvaluationRun {
+  return {
+    id: String(row.evaluation_run_id),
+    rulesVersion: row.rules_version,
+    status: row.status,
+    // Written by this module from the zod-parsed objects of evaluate/result.ts.
+    options: row.options as unknown as EvaluationOptions,
+    progress: (Object.keys(row.progress).length === 0 ? queuedProgress : row.progress) as unknown as EvaluationProgress,
+    result: row.result as unknown as EvaluationResult | null,
+    error: row.error,
+    requestedBy: row.requested_by,
+    createdAt: new Date(row.created_at),
+    startedAt: row.started_at === null ? null : new Date(row.started_at),
+    finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
+  };
+}
+
+/** Records a run to do; `executeEvaluationRun` (evaluate/) carries it out. */
+export async function createEvaluationRun(
+  db: Executor,
+  input: { readonly rulesVersion: number; readonly options: EvaluationOptions; readonly requestedBy: string },
+): Promise<EvaluationRun> {
+  const row = await db
+    .insertInto('evaluation_run')
+    .values({
+      rules_version: input.rulesVersion,
+      status: 'queued',
+      options: JSON.stringify(input.options),
+      progress: JSON.stringify(queuedProgress),
+      requested_by: input.requestedBy,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toRun(row);
+}
+
+/**
+ * Claims a queued run: it becomes running with its start time. False when it was not queued (already taken by
+ * another worker, finished, or unknown), so the same run is never carried out twice.
+ */
+export async function markRunning(db: Executor, runId: string): Promise<boolean> {
+  const result = await db
+    .updateTable('evaluation_run')
+    .set({ status: 'running', started_at: sql<Date>`now()` })
+    .where('evaluation_run_id', '=', runId)
+    .where('status', '=', 'queued')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Stores how far a running run has got. */
+export async function updateProgress(db: Executor, runId: string, progress: EvaluationProgress): Promise<void> {
+  await db
+    .updateTable('evaluation_run')
+    .set({ progress: JSON.stringify(progress) })
+    .where('evaluation_run_id', '=', runId)
+    .where('status', '=', 'running')
+    .execute();
+}
+
+/** Stores the result of a running run and marks it succeeded. */
+export async function finishEvaluationRun(db: Executor, runId: string, result: EvaluationResult): Promise<void> {
+  const done: EvaluationProgress = { phase: 'done', done: result.split.heldOutEncounters, total: result.split.heldOutEncounters };
+  await db
+    .updateTable('evaluation_run')
+    .set({ status: 'succeeded', result: JSON.stringify(result), progress: JSON.stringify(done), error: null, finished_at: sql<Date>`now()` })
+    .where('evaluation_run_id', '=', runId)
+    .where('status', '=', 'running')
+    .execute();
+}
+
+/** Marks a queued or running run failed, with a message for the person who asked. */
+export async function failEvaluationRun(db: Executor, runId: string, error: string): Promise<void> {
+  await db
+    .updateTable('evaluation_run')
+    .set({ status: 'failed', error: error.slice(0, 2000), finished_at: sql<Date>`now()` })
+    .where('evaluation_run_id', '=', runId)
+    .where('status', 'in', ['queued', 'running'])
+    .execute();
+}
+
+/** One run, or undefined for an unknown id. */
+export async function findEvaluationRun(db: Executor, runId: string): Promise<EvaluationRun | undefined> {
+  // bigserial ids: anything that is not a whole number is no run (and must not reach the cast in SQL).
+  if (!/^\d{1,18}$/.test(runId)) return undefined;
+  const row = await db.selectFrom('evaluation_run').selectAll().where('evaluation_run_id', '=', runId).executeTakeFirst();
+  return row ? toRun(row) : undefined;
+}
+
+/** Runs newest first, of one rules version when given, at most `limit` of them. */
+export async function listEvaluationRuns(db: Executor, rulesVersion?: number, limit = 100): Promise<EvaluationRun[]> {
+  let query = db.selectFrom('evaluation_run').selectAll().orderBy('evaluation_run_id', 'desc').limit(limit);
+  if (rulesVersion !== undefined) query = query.where('rules_version', '=', rulesVersion);
+  const rows = await query.execute();
+  return rows.map(toRun);
+}
