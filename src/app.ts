@@ -11,6 +11,8 @@ import { registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
 import { adminAuthPlugin } from './http/admin-auth.plugin.js';
 import { adminRoutes } from './http/admin.routes.js';
+import { adminEvaluationRoutes } from './http/admin-evaluation.routes.js';
+import { consoleRoutes } from './http/console.routes.js';
 import { createExplanationLinks, type ExplanationLinks } from './http/explanation-link.js';
 import { HookCallLog } from './db/hook-call.repository.js';
 import { cdsServicesRoutes } from './http/cds-services.routes.js';
@@ -165,5 +167,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
       if (cohortSource instanceof CachedCohortSource) cohortSource.clear();
     },
   });
+  await app.register(adminEvaluationRoutes);
+  await app.register(consoleRoutes, { now });
   return app;
 }

@@ -191,4 +191,6 @@ export interface EvaluationRunTable {
   created_at: CreatedAt;
   started_at: Date | null;
   finished_at: Date | null;
+  /** Beaten while a process runs it; a running run with an old heartbeat lost its process. */
+  heartbeat_at: Date | null;
 }

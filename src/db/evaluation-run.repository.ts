@@ -67,7 +67,7 @@ export async function createEvaluationRun(
 export async function markRunning(db: Executor, runId: string): Promise<boolean> {
   const result = await db
     .updateTable('evaluation_run')
-    .set({ status: 'running', started_at: sql<Date>`now()` })
+    .set({ status: 'running', started_at: sql<Date>`now()`, heartbeat_at: sql<Date>`now()` })
     .where('evaluation_run_id', '=', runId)
     .where('status', '=', 'queued')
     .executeTakeFirst();
@@ -119,4 +119,29 @@ export async function listEvaluationRuns(db: Executor, rulesVersion?: number, li
   if (rulesVersion !== undefined) query = query.where('rules_version', '=', rulesVersion);
   const rows = await query.execute();
   return rows.map(toRun);
+}
+
+/** Marks a running run as alive (its process beats this while it works). */
+export async function beatEvaluationRun(db: Executor, runId: string): Promise<void> {
+  await db.updateTable('evaluation_run').set({ heartbeat_at: sql<Date>`now()` }).where('evaluation_run_id', '=', runId).where('status', '=', 'running').execute();
+}
+
+/**
+ * Fails the runs whose process died: running, with no heartbeat (nor start) within `staleSeconds`. Returns
+ * how many. Safe with several instances: a live run keeps beating.
+ */
+export async function failAbandonedEvaluationRuns(db: Executor, staleSeconds: number, message: string): Promise<number> {
+  const result = await db
+    .updateTable('evaluation_run')
+    .set({ status: 'failed', error: message, finished_at: sql<Date>`now()` })
+    .where('status', '=', 'running')
+    .where(sql<boolean>`coalesce(heartbeat_at, started_at, created_at) < now() - make_interval(secs => ${staleSeconds})`)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Ids of the runs waiting for a worker, oldest first. */
+export async function listQueuedEvaluationRunIds(db: Executor, limit = 100): Promise<string[]> {
+  const rows = await db.selectFrom('evaluation_run').select('evaluation_run_id').where('status', '=', 'queued').orderBy('evaluation_run_id').limit(limit).execute();
+  return rows.map((row) => String(row.evaluation_run_id));
 }
