@@ -70,8 +70,9 @@ export interface ExplanationInput {
   readonly statistics: CohortStatistics;
   readonly baseline: BaselineStatistics;
   readonly conceptDisplay: (concept: string) => string;
-  /** Where the shared stylesheet is served. */
+  /** Where the shared stylesheet and icon are served. */
   readonly stylesheetUrl: string;
+  readonly faviconUrl: string;
 }
 
 interface CriterionLine {
@@ -171,8 +172,8 @@ function itemSection(input: ExplanationInput, category: 'workup' | 'treatment'):
   const ranking = rankItems(statistics.items, category, statistics.size, input.baseline, rules, []);
   const title = category === 'workup' ? 'Workup: labs and imaging' : 'Treatment: medications and procedures';
   const rows = [
-    ...itemRows(ranking.distinctive, statistics.size, 'suggested (ranked by lift)'),
-    ...itemRows(ranking.routine, statistics.size, 'routine in nearly every ED visit'),
+    ...itemRows(ranking.distinctive, statistics.size, 'suggested'),
+    ...itemRows(ranking.routine, statistics.size, 'routine line'),
   ];
   const body =
     rows.length === 0
@@ -245,10 +246,11 @@ export function renderExplanationPage(input: ExplanationInput): string {
   <meta name="robots" content="noindex">
   <meta name="referrer" content="no-referrer">
   <title>${kindTitles[payload.kind]} card: how this cohort was chosen · Cohort CDS</title>
+  <link rel="icon" href="${input.faviconUrl}" type="image/svg+xml">
   <link rel="stylesheet" href="${input.stylesheetUrl}">
 </head>
 <body class="explanation">
-  <header class="topbar"><span class="brand">Cohort CDS</span><span class="topbar-note">Explanation of a card</span></header>
+  <header class="topbar"><span class="brand"><span class="brand-mark" aria-hidden="true"></span>Cohort CDS</span><span class="topbar-note">Explanation of a card</span></header>
   <main class="page narrow">
     <h1>How this cohort was chosen</h1>
     <p class="lead"><span class="badge kind-${payload.kind}">${kindTitles[payload.kind]} card</span>
@@ -279,17 +281,18 @@ export function renderExplanationPage(input: ExplanationInput): string {
 }
 
 /** A refusal (bad, tampered or expired link; unknown version) as a plain page. */
-export function renderRefusalPage(input: { readonly title: string; readonly message: string; readonly stylesheetUrl: string }): string {
+export function renderRefusalPage(input: { readonly title: string; readonly message: string; readonly stylesheetUrl: string; readonly faviconUrl: string }): string {
   return `<!doctype html>${html`<html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <meta name="robots" content="noindex">
   <title>${input.title} · Cohort CDS</title>
+  <link rel="icon" href="${input.faviconUrl}" type="image/svg+xml">
   <link rel="stylesheet" href="${input.stylesheetUrl}">
 </head>
 <body class="explanation">
-  <header class="topbar"><span class="brand">Cohort CDS</span><span class="topbar-note">Explanation of a card</span></header>
+  <header class="topbar"><span class="brand"><span class="brand-mark" aria-hidden="true"></span>Cohort CDS</span><span class="topbar-note">Explanation of a card</span></header>
   <main class="page narrow">
     <h1>${input.title}</h1>
     <p class="notice">${input.message}</p>

@@ -35,6 +35,7 @@ export const consoleContentSecurityPolicy = [
 
 const assetsPrefix = '/console/assets/';
 const stylesheetUrl = `${assetsPrefix}style.css`;
+const faviconUrl = `${assetsPrefix}favicon.svg`;
 /** What the static route may serve: the page's modules, styles and icons; never tsconfig.json or anything else. */
 const servedExtensions = new Set(['.js', '.css', '.svg']);
 
@@ -83,10 +84,12 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
     relaxationSteps: relaxationSteps.map((step) => ({ step, description: relaxationDescriptions[step] })),
   }));
 
-  app.get<{ Params: { token: string } }>('/explain/:token', async (request, reply) => {
+  // A wildcard, not `:token`: a signed token is several hundred characters, beyond the router's parameter limit
+  // (fastify's maxParamLength, 100), which would answer 414 to every card's link.
+  app.get<{ Params: { '*': string } }>('/explain/*', async (request, reply) => {
     const refuse = (status: number, title: string, message: string) =>
-      sendHtml(reply, status, renderRefusalPage({ title, message, stylesheetUrl }), 'no-store');
-    const verified = app.explanationLinks.codec.verify(request.params.token, now());
+      sendHtml(reply, status, renderRefusalPage({ title, message, stylesheetUrl, faviconUrl }), 'no-store');
+    const verified = app.explanationLinks.codec.verify(request.params['*'], now());
     if (!verified.ok) {
       request.log.info({ explanation: { refused: verified.reason } }, 'explanation link refused');
       return verified.reason === 'expired'
@@ -106,6 +109,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
       baseline: reference.baseline,
       conceptDisplay: (concept) => reference.conceptDisplays.get(concept) ?? concept,
       stylesheetUrl,
+      faviconUrl,
     });
     // The link is a bearer of cohort figures: keep it out of shared caches and referrers (helmet: no-referrer).
     return sendHtml(reply.header('x-robots-tag', 'noindex'), 200, page, 'private, no-store');

@@ -40,15 +40,15 @@ export function barChart(options) {
   const { groups, series } = options;
   const prefix = options.prefix ?? 'series';
   const max = options.max ?? 1;
-  const width = 640;
-  const height = options.height ?? 260;
+  const width = 900;
+  const height = options.height ?? 280;
   const margin = { left: 44, right: 10, top: 12, bottom: 34 };
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   /** @param {number} value */
   const y = (value) => margin.top + plotHeight * (1 - Math.min(Math.max(value, 0), max) / max);
   const groupWidth = plotWidth / Math.max(groups.length, 1);
-  const barWidth = Math.min(26, (groupWidth * 0.78) / Math.max(series.length, 1));
+  const barWidth = Math.min(30, (groupWidth * 0.78) / Math.max(series.length, 1));
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((fraction) => fraction * max);
   const svg = s(
     'svg',

@@ -241,12 +241,22 @@ function prognosisPanel(result) {
           h('h4', null, method.label),
           dataTable(
             [
-              { label: 'Group', numeric: true, cell: (row) => row.group },
+              { label: 'Decile', numeric: true, cell: (row) => row.group },
               { label: 'n', numeric: true, cell: (row) => row.n },
-              { label: 'Admission: mean predicted', numeric: true, cell: (row) => decimal(row.meanPredicted, 3) },
+              { label: 'Admission: predicted', numeric: true, cell: (row) => decimal(row.meanPredicted, 3) },
               { label: 'observed', numeric: true, cell: (row) => decimal(row.observedRate, 3) },
             ],
             method.admission.calibration,
+            { className: 'compact' },
+          ),
+          dataTable(
+            [
+              { label: 'Decile', numeric: true, cell: (row) => row.group },
+              { label: 'n', numeric: true, cell: (row) => row.n },
+              { label: '72-h return: predicted', numeric: true, cell: (row) => decimal(row.meanPredicted, 3) },
+              { label: 'observed', numeric: true, cell: (row) => decimal(row.observedRate, 3) },
+            ],
+            method.return72h.calibration,
             { className: 'compact' },
           ),
         ),
@@ -380,7 +390,7 @@ function delta(a, b, lowerIsBetter) {
   const difference = b - a;
   const better = lowerIsBetter ? difference < 0 : difference > 0;
   const className = Math.abs(difference) < 0.0005 ? 'delta-same' : better ? 'delta-better' : 'delta-worse';
-  return h('span', { class: className }, `${difference >= 0 ? '+' : '−'}${Math.abs(difference).toFixed(3)}`);
+  return h('span', { class: className }, className === 'delta-same' ? 'same' : `${difference > 0 ? '+' : '−'}${Math.abs(difference).toFixed(3)}`);
 }
 
 /** @type {import('../main.js').Page} */

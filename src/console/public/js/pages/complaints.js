@@ -2,6 +2,7 @@
 /** Chief-complaint synonyms: the most frequent phrases no synonym maps, mapped to a concept in one step. */
 import { get, post, query } from '../api.js';
 import { actionButton, h, replaceChildren } from '../dom.js';
+import { plural } from '../format.js';
 import { dataTable, pageHeading, panel } from '../widgets.js';
 
 /** @typedef {import('../types.js').UnmappedComplaint} UnmappedComplaint */
@@ -65,7 +66,7 @@ export async function complaintsPage(main, context) {
           'ul',
           { class: 'concept-list' },
           concepts.map((concept) =>
-            h('li', null, h('details', null, h('summary', null, concept.display, h('span', { class: 'muted' }, ` · ${concept.phrases.length} phrases`)), h('ul', { class: 'chips static' }, concept.phrases.map((phrase) => h('li', { class: 'chip' }, phrase))))),
+            h('li', null, h('details', null, h('summary', null, concept.display, h('span', { class: 'muted' }, ` · ${plural(concept.phrases.length, 'phrase')}`)), h('ul', { class: 'chips static' }, concept.phrases.map((phrase) => h('li', { class: 'chip' }, phrase))))),
           ),
         ),
       ),
