@@ -11,6 +11,7 @@ import { registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
 import { adminAuthPlugin } from './http/admin-auth.plugin.js';
 import { adminRoutes } from './http/admin.routes.js';
+import { privacyRoutes } from './http/privacy.routes.js';
 import { adminEvaluationRoutes } from './http/admin-evaluation.routes.js';
 import { consoleRoutes } from './http/console.routes.js';
 import { createExplanationLinks, type ExplanationLinks } from './http/explanation-link.js';
@@ -168,6 +169,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     },
   });
   await app.register(adminEvaluationRoutes);
+  await app.register(privacyRoutes, { config });
   await app.register(consoleRoutes, { now });
   return app;
 }

@@ -20,6 +20,9 @@ export const redactedPaths = [
   'patientId',
   '*.patientId',
   'context.patientId',
+  // POST /admin/opt-outs carries the identifier to be hashed; bodies are never logged, this covers a mistake.
+  'req.body.patientId',
+  'request.body.patientId',
   'prefetch',
   '*.prefetch',
 ];

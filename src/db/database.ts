@@ -19,6 +19,7 @@ export interface Database {
   audit_event: AuditEventTable;
   hook_call: HookCallTable;
   evaluation_run: EvaluationRunTable;
+  patient_opt_out: PatientOptOutTable;
 }
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -193,4 +194,15 @@ export interface EvaluationRunTable {
   finished_at: Date | null;
   /** Beaten while a process runs it; a running run with an old heartbeat lost its process. */
   heartbeat_at: Date | null;
+}
+
+export type OptOutSource = 'consent' | 'api';
+
+/** A patient excluded from the cohort, by keyed hash only (migrations/20261123T0004_privacy.ts). */
+export interface PatientOptOutTable {
+  patient_key: string;
+  source: OptOutSource;
+  opted_out_at: CreatedAt;
+  /** The API key's name, or `ingest` / `cli`. */
+  recorded_by: string;
 }

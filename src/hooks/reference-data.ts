@@ -20,6 +20,8 @@ export class ReferenceDataCache {
   private value: ReferenceData | undefined;
   private loadedAt = 0;
   private loading: Promise<ReferenceData> | undefined;
+  /** Bumped by invalidate(): a load that started before it may have read what was just changed. */
+  private generation = 0;
 
   constructor(
     private readonly load: () => Promise<ReferenceData>,
@@ -29,22 +31,31 @@ export class ReferenceDataCache {
 
   async get(): Promise<ReferenceData> {
     if (this.value !== undefined && this.now() - this.loadedAt < this.ttlMs) return this.value;
-    this.loading ??= this.load().then(
+    if (this.loading) return this.loading;
+    const generation = this.generation;
+    const loading = this.load().then(
       (value) => {
-        this.value = value;
-        this.loadedAt = this.now();
-        this.loading = undefined;
+        // Served to whoever waited for it, but kept only when no invalidate() came in the meantime.
+        if (generation === this.generation) {
+          this.value = value;
+          this.loadedAt = this.now();
+        }
+        if (this.loading === loading) this.loading = undefined;
         return value;
       },
       (error: unknown) => {
-        this.loading = undefined;
+        if (this.loading === loading) this.loading = undefined;
         throw error;
       },
     );
-    return this.loading;
+    this.loading = loading;
+    return loading;
   }
 
+  /** The next get() loads afresh, even when a load is under way (it may have read what just changed). */
   invalidate(): void {
     this.loadedAt = 0;
+    this.generation += 1;
+    this.loading = undefined;
   }
 }
