@@ -2,6 +2,11 @@
  * `npm run bench`: starts the service (embedded PGlite with the demo cohort, or DATABASE_URL) and a bare
  * fastify endpoint as child processes, fires order-select hooks built from the demo's ED visits with
  * autocannon, and prints latency percentiles and throughput of both, and the service's peak memory.
+ *
+ * `npm run bench -- --encounters N [--seed S] [--data DIR]`: the same against a synthesized cohort of N encounters
+ * loaded into PostgreSQL (DATABASE_URL names the server; the cohort gets a database of its own, reused by later
+ * runs), with order-select and patient-view for a random sample of at least 10,000 of its patients, at full speed
+ * and again at half the peak rate.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -11,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import autocannon from 'autocannon';
+import { buildHookBodies, loadedDatabase, synthesizedDirectory } from './synthetic-cohort.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const demo = path.join(root, 'demo-data/mimic-iv-ed-demo-fhir');
@@ -94,7 +100,7 @@ async function peakResidentMegabytes(pid: number): Promise<number> {
   return Math.round(kilobytes / 1024);
 }
 
-function run(url: string, bodies: string[], title: string): Promise<autocannon.Result> {
+function run(url: string, bodies: string[], title: string, overallRate?: number): Promise<autocannon.Result> {
   let next = 0;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
@@ -105,6 +111,7 @@ function run(url: string, bodies: string[], title: string): Promise<autocannon.R
         connections,
         duration: durationSeconds,
         title,
+        ...(overallRate === undefined ? {} : { overallRate }),
         requests: [
           {
             setupRequest: (request) => ({ ...request, body: bodies[next++ % bodies.length]! }),
@@ -122,7 +129,72 @@ function line(name: string, result: autocannon.Result): string {
   return `| ${name} | ${l.p50} | ${l.p99} | ${l.max} | ${Math.round(result.requests.average)} | ${result.non2xx} |`;
 }
 
+function argument(name: string): string | undefined {
+  const index = process.argv.indexOf(`--${name}`);
+  return index < 0 ? undefined : process.argv[index + 1];
+}
+
+/** The scale run: a synthesized cohort of `encounters` in PostgreSQL, two hooks at full speed and at half of it. */
+async function scale(encounters: number): Promise<void> {
+  const serverUrl = process.env.DATABASE_URL;
+  if (!serverUrl) throw new Error('--encounters needs DATABASE_URL (a PostgreSQL server; the cohort gets a database of its own)');
+  const seed = Number(argument('seed') ?? 1);
+  const sampleSize = Number(process.env.BENCH_PATIENTS ?? 12000);
+  const directory = await synthesizedDirectory(root, encounters, seed, argument('data'));
+  const { url: databaseUrl, ingestSeconds } = await loadedDatabase(root, serverUrl, `cohort_bench_${encounters}_seed${seed}`, directory);
+  const bodies = await buildHookBodies(directory, sampleSize, seed);
+  const service = await start([path.join(root, 'dist/src/server.js')], {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    DEMO_COHORT: 'false',
+    RATE_LIMIT_PER_MINUTE: '0',
+  });
+  const bare = await start([path.join(root, 'dist/bench/bare-server.js')], process.env);
+  try {
+    const orderSelectUrl = `${service.url}/cds-services/order-select`;
+    const patientViewUrl = `${service.url}/cds-services/patient-view`;
+    await run(orderSelectUrl, bodies.orderSelect, 'warm-up').catch(() => undefined);
+    const orderSelect = await run(orderSelectUrl, bodies.orderSelect, 'order-select');
+    const patientView = await run(patientViewUrl, bodies.patientView, 'patient-view');
+    const ceiling = await run(`${bare.url}/bare`, bodies.orderSelect, 'bare');
+    const orderSelectHalf = await run(orderSelectUrl, bodies.orderSelect, 'order-select at half', Math.max(1, Math.round(orderSelect.requests.average / 2)));
+    const patientViewHalf = await run(patientViewUrl, bodies.patientView, 'patient-view at half', Math.max(1, Math.round(patientView.requests.average / 2)));
+    const memory = await peakResidentMegabytes(service.child.pid!);
+    const share = (result: autocannon.Result) => `${((result.requests.average / ceiling.requests.average) * 100).toFixed(1)}%`;
+    const row = (name: string, full: autocannon.Result, half: autocannon.Result | null) =>
+      `| ${name} | ${full.latency.p50} | ${full.latency.p99} | ${full.latency.max} | ${Math.round(full.requests.average)} | ${share(full)} | ${half ? `${half.latency.p99} (at ${Math.round(half.requests.average)} req/s)` : '–'} | ${full.non2xx + (half?.non2xx ?? 0)} |`;
+    process.stdout.write(
+      [
+        `Cohort CDS scale benchmark — ${new Date().toISOString()} — PostgreSQL, ${encounters} synthesized encounters (seed ${seed}, ${directory}), ` +
+          `${bodies.orderSelect.length} distinct patients sampled from ${bodies.edVisits} ED visits, ${connections} connections, ${durationSeconds} s each`,
+        ingestSeconds === null ? 'database reused from an earlier run' : `ingest: ${ingestSeconds.toFixed(0)} s`,
+        '',
+        '| endpoint | p50 ms | p99 ms | max ms | req/s | of bare | p99 ms at half the peak rate | non-2xx |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |',
+        row('POST /cds-services/order-select', orderSelect, orderSelectHalf),
+        row('POST /cds-services/patient-view', patientView, patientViewHalf),
+        row('bare fastify POST', ceiling, null),
+        '',
+        `service peak resident memory ${memory} MB`,
+        '',
+      ].join('\n'),
+    );
+    if (orderSelect.errors + patientView.errors > 0 || orderSelect.non2xx + patientView.non2xx > 0) process.exitCode = 1;
+  } finally {
+    service.child.kill('SIGTERM');
+    bare.child.kill('SIGTERM');
+  }
+}
+
 async function main(): Promise<void> {
+  const encounters = argument('encounters');
+  if (encounters !== undefined) {
+    if (!/^\d+$/.test(encounters) || Number(encounters) < 1) throw new Error('--encounters takes a positive whole number');
+    return scale(Number(encounters));
+  }
   const bodies = await buildRequests();
   const dataDirectory = await mkdtemp(path.join(tmpdir(), 'cohort-bench-'));
   const started = Date.now();

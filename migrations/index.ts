@@ -1,13 +1,21 @@
 import type { Migration } from 'kysely';
 import * as initialSchema from './20261123T0001_initial_schema.js';
 import * as adminAuditEvaluation from './20261123T0002_admin_audit_evaluation.js';
+import * as ingestResume from './20261123T0003_ingest_resume.js';
 import * as privacy from './20261123T0004_privacy.js';
 import * as evaluationHeartbeat from './20261123T0005_evaluation_heartbeat.js';
+import * as cohortAggregates from './20261123T0006_cohort_aggregates.js';
+import * as feedbackEvidence from './20261123T0007_feedback_evidence.js';
+import * as clinicianReputation from './20261123T0008_clinician_reputation.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here, never edit old ones. */
 export const migrations: Record<string, Migration> = {
   '20261123T0001_initial_schema': initialSchema,
   '20261123T0002_admin_audit_evaluation': adminAuditEvaluation,
+  '20261123T0003_ingest_resume': ingestResume,
   '20261123T0004_privacy': privacy,
   '20261123T0005_evaluation_heartbeat': evaluationHeartbeat,
+  '20261123T0006_cohort_aggregates': cohortAggregates,
+  '20261123T0007_feedback_evidence': feedbackEvidence,
+  '20261123T0008_clinician_reputation': clinicianReputation,
 };

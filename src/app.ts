@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connection.js';
+import type { ReadDatabase } from './db/read-replica.js';
 import { databasePlugin } from './http/database.plugin.js';
 import { cdsClientAuthPlugin } from './http/cds-client-auth.plugin.js';
 import { securityPlugin } from './http/security.plugin.js';
@@ -18,18 +19,20 @@ import { createExplanationLinks, type ExplanationLinks } from './http/explanatio
 import { HookCallLog } from './db/hook-call.repository.js';
 import { cdsServicesRoutes } from './http/cds-services.routes.js';
 import { createHookAnswerer, type HookTrace } from './hooks/answer-hook.js';
-import { ReferenceDataCache } from './hooks/reference-data.js';
+import { ReferenceDataCache, type ReferenceData } from './hooks/reference-data.js';
 import { loadServiceRegistry, type ServiceRegistry } from './hooks/service-registry.js';
 import { CachedCohortSource } from './cohort/cached-source.js';
-import { SqlCohortSource } from './db/cohort-statistics.repository.js';
+import { AggregateCohortSource } from './db/cohort-aggregate.repository.js';
 import { loadIcd9ToIcd10Map } from './db/code-table.repository.js';
 import { listComplaintConcepts, loadComplaintVocabulary } from './db/complaint.repository.js';
-import { recordIssuedCards } from './db/feedback.repository.js';
+import { loadAcceptanceEvidence, recordIssuedCards } from './db/feedback.repository.js';
+import { adminFeedbackRoutes } from './http/admin-feedback.routes.js';
 import { findActiveRuleSet } from './db/rule-set.repository.js';
 import { AppError } from './errors.js';
 import type { Icd9ToIcd10Map } from './fhir/icd.js';
 import type { CohortSource } from './cohort/types.js';
 import { audienceBase } from './http/cds-client-auth.plugin.js';
+import { countNoiseKeyFromSecret } from './cards/count-noise.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,6 +44,26 @@ declare module 'fastify' {
     cohortSource: CohortSource;
     /** Hook calls waiting to be written to the audit table. */
     hookCallLog: HookCallLog;
+    /**
+     * Key of the noise on displayed counts (rules `countNoise`), from the configured secret; undefined without one
+     * (a random key per process). Cards, previews and explanation pages all use it, so they show the same counts.
+     */
+    countNoiseKey: string | undefined;
+  }
+}
+
+/**
+ * Reference data that, when invalidated (this process just changed rules, synonyms or opt-outs), reads from the
+ * primary until the replicas have replayed that change, so a reload never caches what was just replaced.
+ */
+class ReadYourWritesReferenceData extends ReferenceDataCache {
+  constructor(load: () => Promise<ReferenceData>, ttlMs: number, private readonly readDatabase: ReadDatabase | undefined) {
+    super(load, ttlMs);
+  }
+
+  override invalidate(): void {
+    this.readDatabase?.markPrimaryWrite();
+    super.invalidate();
   }
 }
 
@@ -84,24 +107,32 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   await app.register(adminAuthPlugin);
 
   const db = dependencies.database.db;
+  // The hook path reads through `readDb` (streaming replicas when configured and fit, else the primary); every write uses `db`.
+  const readDatabase = dependencies.database.read;
+  const readDb = readDatabase?.db ?? db;
+  readDatabase?.onStateChange((status, previous) => {
+    app.log[status.state === 'healthy' ? 'info' : 'warn']({ replica: status.name, state: status.state, previous, lagMs: status.lagMs, reason: status.reason }, 'read replica state changed');
+  });
   const referenceTtlMs = dependencies.referenceTtlMs ?? 30000;
   // Many patients share a cohort; an ingest shows within the TTL (the reference data reloads on the same clock).
-  const sqlSource = new SqlCohortSource(db);
+  // Precomputed aggregates where they answer exactly, else the exact SQL scan (src/db/cohort-aggregate.repository.ts).
+  const sqlSource = new AggregateCohortSource(readDb);
   const cohortSource: CohortSource =
     config.cohortCacheSize > 0 ? new CachedCohortSource(sqlSource, { maxEntries: config.cohortCacheSize, ttlMs: referenceTtlMs }) : sqlSource;
   // The code tables do not change while the service runs: read them once.
   let icd9Map: Promise<Icd9ToIcd10Map> | undefined;
-  const referenceData = new ReferenceDataCache(async () => {
-    icd9Map ??= loadIcd9ToIcd10Map(db).catch((error: unknown) => {
+  const referenceData = new ReadYourWritesReferenceData(async () => {
+    icd9Map ??= loadIcd9ToIcd10Map(readDb).catch((error: unknown) => {
       icd9Map = undefined;
       throw error;
     });
-    const [rules, vocabulary, concepts, map, baseline] = await Promise.all([
-      findActiveRuleSet(db),
-      loadComplaintVocabulary(db),
-      listComplaintConcepts(db),
+    const [rules, vocabulary, concepts, map, baseline, acceptance] = await Promise.all([
+      findActiveRuleSet(readDb),
+      loadComplaintVocabulary(readDb),
+      listComplaintConcepts(readDb),
       icd9Map,
       cohortSource.describeBaseline(),
+      loadAcceptanceEvidence(db),
     ]);
     if (!rules) throw new AppError(503, 'no-active-rules', 'No rules version is active');
     return {
@@ -110,8 +141,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
       conceptDisplays: new Map(concepts.map((concept) => [concept.concept, concept.display])),
       icd9Map: map,
       baseline,
+      acceptance,
     };
-  }, referenceTtlMs);
+  }, referenceTtlMs, readDatabase);
   app.decorate('referenceData', referenceData);
 
   const now = dependencies.now ?? (() => new Date());
@@ -134,6 +166,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
 
   const resolveOptions = { timeoutMs: config.fhirFetchTimeoutMs, allowFhirServer: fhirServerGate(config.fhirServerAllowlist, app.log) };
   const registry = dependencies.registry ?? loadServiceRegistry();
+  const noiseSecret = config.patientHashSecret ?? config.linkSigningSecret;
+  const countNoiseKey = noiseSecret === undefined ? undefined : countNoiseKeyFromSecret(noiseSecret);
+  app.decorate('countNoiseKey', countNoiseKey);
   const answerHook = createHookAnswerer({
     referenceData,
     cohortSource,
@@ -141,6 +176,8 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     recordIssuedCards: (cards) => recordIssuedCards(db, cards),
     now,
     explanationLink: (subject) => explanationLinks.link(subject),
+    // Noise keyed by the configured secret: every instance and every restart shows the same noisy counts (docs/privacy.md).
+    ...(countNoiseKey === undefined ? {} : { countNoiseKey }),
     onTrace: (trace: HookTrace) => {
       app.log.info({ hook: trace }, 'hook answered');
       hookCallLog.record({
@@ -169,6 +206,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     },
   });
   await app.register(adminEvaluationRoutes);
+  await app.register(adminFeedbackRoutes, { now });
   await app.register(privacyRoutes, { config });
   await app.register(consoleRoutes, { now });
   return app;

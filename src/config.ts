@@ -12,6 +12,14 @@ const environmentSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
+  /** Comma-separated postgres:// URLs of streaming replicas the hooks read from (docs/scaling.md). */
+  DATABASE_READ_URL: z
+    .string()
+    .transform((value) => value.split(',').map((url) => url.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^postgres(ql)?:\/\//, 'each must be a postgres:// or postgresql:// URL')))
+    .optional(),
+  /** A replica whose oldest unreplayed change is older than this is not read from. */
+  DATABASE_READ_MAX_LAG_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
   DATA_DIR: z.string().min(1).default('./.data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Key of the HMAC that turns patient and encounter identifiers into cohort keys (32+ characters). */
@@ -57,6 +65,9 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly databaseUrl: string | undefined;
+  /** Streaming replicas for the hook path's reads; empty: everything reads the primary. */
+  readonly databaseReadUrls: readonly string[];
+  readonly databaseReadMaxLagMs: number;
   readonly dataDirectory: string;
   readonly logLevel: string;
   readonly patientHashSecret: string | undefined;
@@ -96,6 +107,9 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   const production = env.NODE_ENV === 'production';
   const problems: string[] = [];
   if (production && env.PATIENT_HASH_SECRET === undefined) problems.push('PATIENT_HASH_SECRET: required when NODE_ENV=production');
+  if (env.DATABASE_READ_URL !== undefined && env.DATABASE_READ_URL.length > 0 && env.DATABASE_URL === undefined) {
+    problems.push('DATABASE_READ_URL: needs DATABASE_URL (the primary); the embedded PGlite has no replicas');
+  }
   if (production && env.DEMO_API_KEY === true) problems.push('DEMO_API_KEY: must not be true when NODE_ENV=production (create keys with `npm run cli -- api-key create`)');
 
   let trustedIssuers: TrustedIssuer[] = [];
@@ -135,6 +149,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     port: env.PORT,
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
+    databaseReadUrls: Object.freeze(env.DATABASE_READ_URL ?? []),
+    databaseReadMaxLagMs: env.DATABASE_READ_MAX_LAG_MS,
     dataDirectory: env.DATA_DIR,
     logLevel: env.LOG_LEVEL,
     patientHashSecret: env.PATIENT_HASH_SECRET,

@@ -18,10 +18,16 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDirectory: config.dataDirectory });
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDirectory: config.dataDirectory,
+    readReplicaUrls: config.databaseReadUrls,
+    readReplicaMaxLagMs: config.databaseReadMaxLagMs,
+  });
   const app = await buildApp(config, { database, closeDatabase: true, logger: loggerOptions(config) });
   const log = app.log;
   log.info({ database: database.kind }, database.kind === 'pglite' ? 'using the embedded PGlite database' : 'using PostgreSQL');
+  if (database.read?.replicated) log.info({ replicas: database.read.status().replicas }, 'hooks read from streaming replicas when they are fit');
 
   const prepared = await prepareDatabase(database.db, config, (message) => log.info(message));
   log.info(prepared, 'database ready');

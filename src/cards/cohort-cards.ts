@@ -3,8 +3,10 @@ import { relaxationDescriptions, type Rules } from '../cohort/rules.js';
 import { proportion } from '../cohort/statistics.js';
 import type { BaselineStatistics, CohortCriteria, PatientFacts } from '../cohort/types.js';
 import type { Action, Card, CardKind, Link, Suggestion } from './card.js';
+import { describeCountNoise, displayedStatistics } from './count-noise.js';
 import { escapeMarkdown, fitSummary, formatDuration, formatPercent, markdownTable } from './format.js';
-import { rankItems, type RankedItem } from './item-ranking.js';
+import { rankItems, type RankedItem, type RankingFactor } from './item-ranking.js';
+import { acceptanceFactor, estimateAcceptance, evidenceKey, type AcceptanceEvidence, type AcceptanceEstimate } from '../feedback/acceptance.js';
 
 /** Everything a card builder needs; all of it plain data, so the same input gives the same JSON. */
 export interface CardContext {
@@ -21,6 +23,24 @@ export interface CardContext {
   readonly conceptDisplay: (concept: string) => string;
   /** A link to the page that explains this card's cohort, when the service offers one. */
   readonly explanationLink?: (kind: CardKind) => Link | undefined;
+  /**
+   * Key of the noise on displayed counts (rules `countNoise`; count-noise.ts), so that the same cohort shows the
+   * same counts in every process; without it a random key of this process is used.
+   */
+  readonly countNoiseKey?: string;
+  /** Feedback outcomes per complaint concept and item (rules `feedbackRanking`); none: no evidence yet. */
+  readonly acceptance?: AcceptanceEvidence;
+}
+
+/**
+ * The context with the cohort's counts as cards show them: noisy under the rules' `countNoise`, unchanged
+ * otherwise. Every number, share and interval on a card is computed from these, so they agree with each other.
+ */
+function withDisplayedCounts(context: CardContext): CardContext {
+  const { countNoise } = context.rules;
+  if (countNoise.kind === 'none') return context;
+  const statistics = displayedStatistics(context.selection.statistics, context.selection.plan.criteria, countNoise, context.countNoiseKey);
+  return { ...context, selection: { ...context.selection, statistics } };
 }
 
 const serviceName = 'Cohort CDS';
@@ -95,13 +115,32 @@ function itemLine(ranked: RankedItem): string {
   return `${ranked.item.display} ${formatPercent(ranked.share)}`;
 }
 
-function itemRows(items: readonly RankedItem[], cohortSize: number): string[][] {
+function itemRows(items: readonly RankedItem[], cohortSize: number, acceptance: ((ranked: RankedItem) => AcceptanceEstimate) | null): string[][] {
   return items.map((ranked) => [
     escapeMarkdown(ranked.item.display),
     `${formatPercent(ranked.share)} (${ranked.item.encounters} of ${cohortSize})`,
     formatPercent(ranked.baselineShare),
     `${ranked.lift.toFixed(1)}×`,
+    ...(acceptance ? [acceptanceCell(acceptance(ranked))] : []),
   ]);
+}
+
+/** The observed rate once there is enough evidence; the prior's smoothing is for ranking, not for display. */
+function acceptanceCell(estimate: AcceptanceEstimate): string {
+  return estimate.enough && estimate.observedRate !== null ? `${formatPercent(estimate.observedRate)} of ${estimate.outcomes}` : '–';
+}
+
+/** Acceptance of each item for the cohort's complaint, under rules `feedbackRanking`; null when it is off. */
+function acceptanceRanking(context: CardContext): { estimate: (ranked: RankedItem) => AcceptanceEstimate; factor: RankingFactor } | null {
+  const options = context.rules.feedbackRanking;
+  if (options.kind === 'none') return null;
+  const concept = context.selection.plan.criteria.complaintConcept;
+  const evidence = context.acceptance;
+  const countsOf = (itemCode: string) => (concept === null || evidence === undefined ? undefined : evidence.get(evidenceKey(concept, itemCode)));
+  return {
+    estimate: (ranked) => estimateAcceptance(countsOf(ranked.item.itemCode), options),
+    factor: (item) => acceptanceFactor(countsOf(item.itemCode), options),
+  };
 }
 
 function orderResource(ranked: RankedItem, context: CardContext): Record<string, unknown> {
@@ -134,7 +173,16 @@ function suggestionsFor(kind: CardKind, items: readonly RankedItem[], context: C
 
 function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard | null {
   const { statistics } = context.selection;
-  const ranking = rankItems(statistics.items, kind, statistics.size, context.baseline, context.rules, context.facts.draftOrders);
+  const acceptance = acceptanceRanking(context);
+  const ranking = rankItems(
+    statistics.items,
+    kind,
+    statistics.size,
+    context.baseline,
+    context.rules,
+    context.facts.draftOrders,
+    acceptance ? [acceptance.factor] : [],
+  );
   if (ranking.distinctive.length === 0 && ranking.routine.length === 0) return null;
   const noun = kind === 'workup' ? 'Workup' : 'Treatment';
   const headline = ranking.distinctive.length > 0 ? ranking.distinctive : ranking.routine;
@@ -143,7 +191,10 @@ function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard
   const sections: string[] = [describeCohortCriteria(context)];
   if (ranking.distinctive.length > 0) {
     sections.push(
-      markdownTable(['Item', 'Similar visits', 'All visits', 'Lift'], itemRows(ranking.distinctive, statistics.size)),
+      markdownTable(
+        ['Item', 'Similar visits', 'All visits', 'Lift', ...(acceptance ? ['Accepted by clinicians'] : [])],
+        itemRows(ranking.distinctive, statistics.size, acceptance?.estimate ?? null),
+      ),
     );
   }
   if (ranking.routine.length > 0) {
@@ -153,6 +204,13 @@ function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard
     sections.push(`Already ordered: ${ranking.alreadyOrdered.map((ranked) => escapeMarkdown(itemLine(ranked))).join(', ')}.`);
   }
   sections.push(`Items given to fewer than ${context.rules.minCellSize} visits are not shown.`);
+  if (context.rules.feedbackRanking.kind === 'beta') {
+    sections.push(
+      `Order: lift adjusted by how often clinicians accepted each suggestion for this complaint; a rate is shown from ${context.rules.feedbackRanking.minOutcomes} answers on.`,
+    );
+  }
+  const noise = describeCountNoise(context.rules.countNoise);
+  if (noise) sections.push(noise);
   const suggestions = suggestionsFor(kind, ranking.distinctive, context);
   const card: Card = {
     ...baseCard(context, kind),
@@ -160,18 +218,24 @@ function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard
     detail: sections.join('\n\n'),
     indicator: 'info',
     ...(suggestions.length > 0 ? { suggestions, selectionBehavior: 'any' as const } : {}),
+    ...(context.rules.overrideReasons.length > 0 ? { overrideReasons: context.rules.overrideReasons.map((reason) => ({ ...reason })) } : {}),
   };
-  return { kind, card, suggestedItemCodes: ranking.distinctive.map((ranked) => ranked.item.itemCode) };
+  return {
+    kind,
+    card,
+    suggestedItemCodes: ranking.distinctive.map((ranked) => ranked.item.itemCode),
+    suggestedItemDisplays: ranking.distinctive.map((ranked) => ranked.item.display),
+  };
 }
 
 /** Workup card: the labs and imaging that set similar visits apart, with one-click orders. */
 export function buildWorkupCard(context: CardContext): Card | null {
-  return itemCard(context, 'workup')?.card ?? null;
+  return itemCard(withDisplayedCounts(context), 'workup')?.card ?? null;
 }
 
 /** Treatment card: the medications and procedures given in similar visits, by ingredient. */
 export function buildTreatmentCard(context: CardContext): Card | null {
-  return itemCard(context, 'treatment')?.card ?? null;
+  return itemCard(withDisplayedCounts(context), 'treatment')?.card ?? null;
 }
 
 /** A rate, or "fewer than N" when its count is a small cell. */
@@ -184,6 +248,10 @@ function displayRate(count: number, total: number, minCellSize: number, withInte
 
 /** Prognosis card: admission with its confidence interval, lengths of stay, 72-hour returns. */
 export function buildPrognosisCard(context: CardContext): Card {
+  return prognosisCard(withDisplayedCounts(context));
+}
+
+function prognosisCard(context: CardContext): Card {
   const { statistics } = context.selection;
   const { outcomes, size } = statistics;
   const { rules } = context;
@@ -202,10 +270,11 @@ export function buildPrognosisCard(context: CardContext): Card {
   }
   const summary = fitSummary(`${size} similar visits: admitted ${admission}; 72-h return ${returns}`);
   const thresholds = `Warning at admission ≥ ${formatPercent(rules.admissionWarningRate)} or 72-h return ≥ ${formatPercent(rules.returnWarningRate)}.`;
+  const noise = describeCountNoise(rules.countNoise);
   return {
     ...baseCard(context, 'prognosis'),
     summary,
-    detail: [describeCohortCriteria(context), markdownTable(['Outcome', `${size} similar visits`], rows), thresholds].join('\n\n'),
+    detail: [describeCohortCriteria(context), markdownTable(['Outcome', `${size} similar visits`], rows), thresholds, ...(noise ? [noise] : [])].join('\n\n'),
     indicator: warn ? 'warning' : 'info',
   };
 }
@@ -216,16 +285,23 @@ export interface BuiltCard {
   readonly card: Card;
   /** Item codes of the card's suggestions, in order. */
   readonly suggestedItemCodes: readonly string[];
+  /** Their displays, same order (for the feedback overview). */
+  readonly suggestedItemDisplays: readonly string[];
 }
 
-/** The cards for a selected cohort, workup first; none when the cohort is below the minimum size. */
+/**
+ * The cards for a selected cohort, workup first; none when the cohort is below the minimum size, counted as the
+ * cards would show it (with noise on, a cohort just at the minimum may show fewer, and then gets no card).
+ */
 export function buildCohortCards(context: CardContext): BuiltCard[] {
   if (context.selection.statistics.size < context.rules.minCohortSize) return [];
+  const shown = withDisplayedCounts(context);
+  if (shown.selection.statistics.size < shown.rules.minCohortSize) return [];
   const built: BuiltCard[] = [];
   for (const kind of ['workup', 'treatment'] as const) {
-    const card = itemCard(context, kind);
+    const card = itemCard(shown, kind);
     if (card) built.push(card);
   }
-  built.push({ kind: 'prognosis', card: buildPrognosisCard(context), suggestedItemCodes: [] });
+  built.push({ kind: 'prognosis', card: prognosisCard(shown), suggestedItemCodes: [], suggestedItemDisplays: [] });
   return built;
 }

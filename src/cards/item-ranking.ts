@@ -1,5 +1,6 @@
 import type { Rules } from '../cohort/rules.js';
 import type { BaselineStatistics, DraftOrder, ItemCategory, ItemCount } from '../cohort/types.js';
+import { reputationFactor } from './reputation-weighting.js';
 
 /** An item with its share of the cohort and of all visits. */
 export interface RankedItem {
@@ -10,7 +11,15 @@ export interface RankedItem {
   readonly baselineShare: number;
   /** share / baselineShare: how much more this cohort gets it than visits at large. */
   readonly lift: number;
+  /** What the suggestions are ordered by: lift times every ranking factor (lift alone without factors). */
+  readonly score: number;
 }
+
+/**
+ * A multiplicative adjustment of an item's ranking score: 1 leaves it, above 1 raises it. Independent inputs
+ * (feedback acceptance, src/feedback/acceptance.ts; others to come) are separate factors and compose by product.
+ */
+export type RankingFactor = (item: ItemCount) => number;
 
 export interface ItemRanking {
   /** What sets this cohort apart, most distinctive first: the suggestions. */
@@ -42,7 +51,8 @@ export function isAlreadyOrdered(item: ItemCount, draftOrders: readonly DraftOrd
 
 /**
  * Ranks one category of a cohort's items for a card. Only items that pass the small-cell rule and the minimum
- * share are shown; those that are routine across all visits are set apart; the rest are ordered by lift.
+ * share are shown; those that are routine across all visits are set apart; the rest are ordered by lift, times
+ * the ranking factors when there are any (factors reorder the suggestions; they never make an item eligible).
  */
 export function rankItems(
   items: readonly ItemCount[],
@@ -51,6 +61,7 @@ export function rankItems(
   baseline: BaselineStatistics,
   rules: Rules,
   draftOrders: readonly DraftOrder[],
+  factors: readonly RankingFactor[] = [],
 ): ItemRanking {
   const eligible: RankedItem[] = [];
   for (const item of items) {
@@ -59,7 +70,9 @@ export function rankItems(
     if (share < rules.minItemShare) continue;
     const baselineCount = baseline.items.get(item.itemCode) ?? item.encounters;
     const baselineShare = baseline.size > 0 ? Math.max(baselineCount / baseline.size, Number.EPSILON) : share;
-    eligible.push({ item, share, baselineShare, lift: share / baselineShare });
+    const lift = share / baselineShare;
+    const score = factors.reduce((product, factor) => product * factor(item), lift * reputationFactor(item, rules));
+    eligible.push({ item, share, baselineShare, lift, score });
   }
   const alreadyOrdered = eligible.filter((ranked) => isAlreadyOrdered(ranked.item, draftOrders));
   const open = eligible.filter((ranked) => !alreadyOrdered.includes(ranked));
@@ -67,7 +80,7 @@ export function rankItems(
   const routine = open.filter((ranked) => ranked.baselineShare >= rules.routineBaselineShare).sort(byShare);
   const distinctive = open
     .filter((ranked) => ranked.baselineShare < rules.routineBaselineShare)
-    .sort((a, b) => b.lift - a.lift || byShare(a, b))
+    .sort((a, b) => b.score - a.score || b.lift - a.lift || byShare(a, b))
     .slice(0, rules.maxItemsPerCard);
   return { distinctive, routine, alreadyOrdered };
 }

@@ -4,15 +4,17 @@ import { ConfigError, loadConfig, type Config } from '../config.js';
 import { openDatabase, type DatabaseHandle } from '../db/connection.js';
 import { MigrationError, migrateToLatest } from '../db/migrate.js';
 import { createKeyHasher } from '../ingest/deidentify.js';
-import { ingestPaths, type IngestProgress, type IngestReport } from '../ingest/ingest.js';
+import { ingestPaths, type IngestReport } from '../ingest/ingest.js';
 import { listNdjsonFiles } from '../ingest/ndjson-reader.js';
 import { ensureReferenceData } from '../ingest/reference-data.js';
 import { resolvePatientHashSecret } from '../ingest/secret.js';
 import { registerApiKeyCommands } from './api-key.commands.js';
+import { createIngestProgressDisplay } from './ingest-progress.js';
 import { registerBulkExportCommand } from './bulk-export.command.js';
 import { registerEvaluateCommand } from './evaluate.command.js';
-
-const progressIntervalMs = 2000;
+import { registerSynthesizeCommand } from './synthesize.command.js';
+import { registerReputationCommand } from './reputation.command.js';
+import { registerPrivacyReportCommand } from './privacy-report.command.js';
 
 function say(message: string): void {
   process.stderr.write(`${message}\n`);
@@ -34,33 +36,6 @@ function describeDatabase(config: Config): string {
   return url.toString();
 }
 
-/** One line per file, and at most one every two seconds while a long file is read or rows are stored. */
-function progressPrinter(): (progress: IngestProgress) => void {
-  let lastPrinted = 0;
-  let lastFile: string | undefined;
-  return (progress) => {
-    const now = Date.now();
-    const newFile = progress.file !== undefined && progress.file !== lastFile;
-    if (!newFile && progress.phase === 'reading' && now - lastPrinted < progressIntervalMs) return;
-    if (progress.phase === 'loading' && now - lastPrinted < progressIntervalMs) return;
-    lastPrinted = now;
-    lastFile = progress.file ?? lastFile;
-    switch (progress.phase) {
-      case 'reading':
-        say(`reading [${progress.filesRead + 1}/${progress.filesTotal}] ${path.basename(progress.file ?? '')} (${progress.resourcesRead} resources so far)`);
-        return;
-      case 'loading':
-        say(`storing: ${progress.encountersLoaded} encounters`);
-        return;
-      case 'panels':
-        say(`deriving lab panels from ${progress.encountersLoaded} encounters`);
-        return;
-      case 'done':
-        return;
-    }
-  };
-}
-
 function printReport(report: IngestReport): void {
   const types = Object.entries(report.read.byResourceType)
     .sort(([a], [b]) => a.localeCompare(b))
@@ -71,10 +46,14 @@ function printReport(report: IngestReport): void {
     .map(([reason, count]) => `${reason} ${count}`)
     .join(', ');
   const lines = [
-    `ingest run ${report.ingestRunId} finished in ${(report.durationMs / 1000).toFixed(1)} s`,
+    `ingest run ${report.ingestRunId} finished in ${(report.durationMs / 1000).toFixed(1)} s${
+      report.resumed ? ` (resumed: ${report.batches.storedBefore} of ${report.batches.total} batches were stored before the interruption)` : ''
+    }`,
     `read:    ${report.read.files} files, ${report.read.lines} lines, ${report.read.resources} resources (${types || 'none'})`,
     `loaded:  ${report.loaded.encounters} encounters, ${report.loaded.items} items, ${report.loaded.draws} lab draws, ${report.loaded.labPanels} lab panels`,
     `skipped: ${report.skipped.lines} malformed lines, ${report.skipped.encounters} encounters${reasons ? ` (${reasons})` : ''}`,
+    `opt-outs: ${report.optOuts.consentRefusals} patients refused research use by Consent (${report.optOuts.newlyOptedOut} new), ` +
+      `${report.optOuts.unresolvedConsents} refusals without a resolvable patient, ${report.optOuts.encountersRemoved} encounters of opted-out patients removed`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   if (report.malformed.length > 0) {
@@ -108,13 +87,21 @@ export function buildProgram(config: () => Config = () => loadConfig()): Command
 
   program
     .command('ingest')
-    .description('load FHIR R4 NDJSON (files or Bulk Data export folders, plain or .gz) into the cohort')
+    .description(
+      'load FHIR R4 NDJSON (files or Bulk Data export folders, plain or .gz) into the cohort; run the same command again to resume an interrupted ingest',
+    )
     .argument('<paths...>', 'NDJSON files or folders')
     .option('--site <site>', 'site label stored with every encounter', 'default')
     .option('--lab-lead-minutes <minutes>', 'count lab results charted up to this long before ED arrival', '60')
-    .action(async (paths: string[], flags: { site: string; labLeadMinutes: string }) => {
+    .option('--batches <count>', 'batches of patients, each stored in one transaction (default: about one per 32 MB of input)')
+    .option('--threads <count>', 'worker threads that parse and convert (0: the main thread; default: one per core, at most 4)')
+    .action(async (paths: string[], flags: { site: string; labLeadMinutes: string; batches?: string; threads?: string }) => {
       const labLeadMinutes = Number(flags.labLeadMinutes);
       if (!Number.isInteger(labLeadMinutes) || labLeadMinutes < 0) throw new UsageError('--lab-lead-minutes must be a whole number ≥ 0');
+      const batches = flags.batches === undefined ? undefined : Number(flags.batches);
+      if (batches !== undefined && (!Number.isInteger(batches) || batches < 1 || batches > 65536)) throw new UsageError('--batches must be a whole number from 1 to 65536');
+      const threads = flags.threads === undefined ? undefined : Number(flags.threads);
+      if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > 64)) throw new UsageError('--threads must be a whole number from 0 to 64');
       const settings = config();
       // Check the paths before the database is opened, so a typo costs nothing.
       if ((await listNdjsonFiles(paths)).length === 0) throw new UsageError(`no NDJSON files (*.ndjson, *.ndjson.gz) in ${paths.join(', ')}`);
@@ -126,20 +113,34 @@ export function buildProgram(config: () => Config = () => loadConfig()): Command
           say(`reference data: ${reference.complaintPhrases} complaint phrases, ${reference.icd10Codes} ICD-10-CM codes, ${reference.icd9ToIcd10Mappings} ICD-9→10 mappings`);
         }
         const hasher = createKeyHasher(await resolvePatientHashSecret(settings));
-        const report = await ingestPaths(db, paths, {
-          hasher,
-          site: flags.site,
-          labLeadMinutes,
-          onProgress: progressPrinter(),
-          log: say,
-        });
-        printReport(report);
+        const display = createIngestProgressDisplay();
+        try {
+          const report = await ingestPaths(db, paths, {
+            hasher,
+            site: flags.site,
+            labLeadMinutes,
+            // On PostgreSQL the rows go in with COPY; an interrupted run resumes from its staging folder.
+            ...(settings.databaseUrl ? { databaseUrl: settings.databaseUrl } : {}),
+            stagingDirectory: path.resolve(settings.dataDirectory, 'ingest-staging'),
+            ...(batches === undefined ? {} : { batches }),
+            ...(threads === undefined ? {} : { threads }),
+            onProgress: display.update,
+            log: display.log,
+          });
+          display.stop();
+          printReport(report);
+        } finally {
+          display.stop();
+        }
       });
     });
 
   registerApiKeyCommands(program, config, withDatabase, (message) => new UsageError(message));
   registerBulkExportCommand(program, config, withDatabase, (message) => new UsageError(message));
   registerEvaluateCommand(program, config, withDatabase, (message) => new UsageError(message));
+  registerSynthesizeCommand(program, config);
+  registerReputationCommand(program, config, withDatabase);
+  registerPrivacyReportCommand(program, config, withDatabase, (message) => new UsageError(message));
 
   return program;
 }

@@ -1,4 +1,4 @@
-import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics } from './types.js';
+import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics, DescribeCohortOptions } from './types.js';
 
 /** Set-valued fields in a stable order, so that criteria meaning the same share an entry. */
 function sortedSet(values: readonly string[]): string[] {
@@ -79,7 +79,21 @@ export interface CachedCohortSourceOptions {
   readonly maxEntries: number;
   /** How long an answer is reused; new encounters show up after at most this long, or at `clear()`. */
   readonly ttlMs: number;
+  /** With a source that tells its data version: how often it is asked (default 1 s); a new version empties the cache. */
+  readonly versionCheckMs?: number;
   readonly now?: () => number;
+}
+
+/**
+ * A source that can tell cheaply when its data changed (an ingest wrote new aggregates, an opt-out removed
+ * encounters), possibly in another process: the cache then forgets everything instead of waiting for the TTL.
+ */
+export interface VersionedCohortSource extends CohortSource {
+  dataVersion(): Promise<string>;
+}
+
+function isVersioned(source: CohortSource): source is VersionedCohortSource {
+  return typeof (source as Partial<VersionedCohortSource>).dataVersion === 'function';
 }
 
 /** Serves repeated cohorts from memory: a bounded, expiring cache in front of any CohortSource. */
@@ -87,26 +101,59 @@ export class CachedCohortSource implements CohortSource {
   private readonly counts: ExpiringLru<number[]>;
   private readonly cohorts: ExpiringLru<CohortStatistics>;
   private readonly baseline: ExpiringLru<BaselineStatistics>;
+  private readonly now: () => number;
+  private readonly versionCheckMs: number;
+  private version: string | undefined;
+  private versionCheckedAt = Number.NEGATIVE_INFINITY;
+  private versionCheck: Promise<void> | null = null;
 
   constructor(
     private readonly source: CohortSource,
     options: CachedCohortSourceOptions,
   ) {
     const now = options.now ?? Date.now;
+    this.now = now;
+    this.versionCheckMs = options.versionCheckMs ?? 1000;
     this.counts = new ExpiringLru(options.maxEntries, options.ttlMs, now);
     this.cohorts = new ExpiringLru(options.maxEntries, options.ttlMs, now);
     this.baseline = new ExpiringLru(1, options.ttlMs, now);
   }
 
-  countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
+  /** Asks a versioned source for its version at most every `versionCheckMs`, one question at a time. */
+  private checkVersion(): Promise<void> | null {
+    if (!isVersioned(this.source) || this.now() - this.versionCheckedAt < this.versionCheckMs) return null;
+    const source = this.source;
+    this.versionCheck ??= source
+      .dataVersion()
+      .then((version) => {
+        if (this.version !== undefined && version !== this.version) this.clear();
+        this.version = version;
+        this.versionCheckedAt = this.now();
+      })
+      // Unknown for now: the TTL still bounds how old an answer gets; asked again on the next call.
+      .catch(() => undefined)
+      .finally(() => {
+        this.versionCheck = null;
+      });
+    return this.versionCheck;
+  }
+
+  async countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
+    await this.checkVersion();
     return this.counts.get(`[${criteria.map(cohortCriteriaKey).join(',')}]`, () => this.source.countCohorts(criteria));
   }
 
-  describeCohort(criteria: CohortCriteria): Promise<CohortStatistics> {
+  async describeCohort(criteria: CohortCriteria, options: DescribeCohortOptions = {}): Promise<CohortStatistics> {
+    await this.checkVersion();
+    // Reputation-weighted counts (opt-in, rules itemWeighting) go to the source's exact path, under a key of their own.
+    if (options.itemWeighting === 'clinician-reputation') {
+      return this.cohorts.get(`weighted:${cohortCriteriaKey(criteria)}`, () => this.source.describeCohort(criteria, options));
+    }
     return this.cohorts.get(cohortCriteriaKey(criteria), () => this.source.describeCohort(criteria));
   }
 
-  describeBaseline(): Promise<BaselineStatistics> {
+  async describeBaseline(): Promise<BaselineStatistics> {
+    await this.checkVersion();
     return this.baseline.get('baseline', () => this.source.describeBaseline());
   }
 

@@ -1,6 +1,6 @@
 import { filterCohort, type MatchableEncounter } from './matching.js';
 import { median } from './statistics.js';
-import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics, ItemCount } from './types.js';
+import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics, DescribeCohortOptions, ItemCount } from './types.js';
 
 /** A prior encounter held in memory, as tests and small tools build them. */
 export interface InMemoryEncounter extends MatchableEncounter {
@@ -8,7 +8,8 @@ export interface InMemoryEncounter extends MatchableEncounter {
   readonly returned72h: boolean;
   readonly edLosMinutes: number | null;
   readonly hospitalLosMinutes: number | null;
-  readonly items: readonly Omit<ItemCount, 'encounters'>[];
+  /** `weight`: the reputation weight of the clinician who ordered it here (docs/reputation.md); absent: 1. */
+  readonly items: readonly (Omit<ItemCount, 'encounters' | 'weightedEncounters'> & { readonly weight?: number })[];
 }
 
 /** A CohortSource over an array: the reference semantics that the SQL source is tested against. */
@@ -19,8 +20,8 @@ export class InMemoryCohortSource implements CohortSource {
     return criteria.map((one) => filterCohort(this.encounters, one).length);
   }
 
-  async describeCohort(criteria: CohortCriteria): Promise<CohortStatistics> {
-    return describe(filterCohort(this.encounters, criteria));
+  async describeCohort(criteria: CohortCriteria, options: DescribeCohortOptions = {}): Promise<CohortStatistics> {
+    return describe(filterCohort(this.encounters, criteria), options.itemWeighting === 'clinician-reputation');
   }
 
   async describeBaseline(): Promise<BaselineStatistics> {
@@ -29,15 +30,22 @@ export class InMemoryCohortSource implements CohortSource {
   }
 }
 
-function describe(cohort: readonly InMemoryEncounter[]): CohortStatistics {
+function describe(cohort: readonly InMemoryEncounter[], weighted = false): CohortStatistics {
   const items = new Map<string, ItemCount>();
   for (const encounter of cohort) {
+    // An item listed twice in one encounter counts once, with the larger weight (as the SQL source takes the max).
+    const weights = new Map<string, number>();
+    for (const { itemCode, weight } of encounter.items) weights.set(itemCode, Math.max(weights.get(itemCode) ?? -Infinity, weight ?? 1));
     const seen = new Set<string>();
-    for (const item of encounter.items) {
+    for (const { weight: _weight, ...item } of encounter.items) {
       if (seen.has(item.itemCode)) continue;
       seen.add(item.itemCode);
       const current = items.get(item.itemCode);
-      items.set(item.itemCode, { ...item, encounters: (current?.encounters ?? 0) + 1 });
+      const count: ItemCount = { ...item, encounters: (current?.encounters ?? 0) + 1 };
+      items.set(
+        item.itemCode,
+        weighted ? { ...count, weightedEncounters: (current?.weightedEncounters ?? 0) + weights.get(item.itemCode)! } : count,
+      );
     }
   }
   const edLos = cohort.flatMap((encounter) => (encounter.edLosMinutes === null ? [] : [encounter.edLosMinutes]));

@@ -119,7 +119,10 @@ export async function selectCohort(
   const index = sizes.findIndex((size) => size >= rules.minCohortSize);
   if (index < 0) return { kind: 'none', reason: 'cohort-too-small', sizesTried: sizes };
   const plan = ladder[index]!;
-  const statistics = await source.describeCohort(plan.criteria);
+  const statistics =
+    rules.itemWeighting === 'none'
+      ? await source.describeCohort(plan.criteria)
+      : await source.describeCohort(plan.criteria, { itemWeighting: rules.itemWeighting });
   return { kind: 'selected', selection: { plan, statistics, sizesTried: sizes.slice(0, index + 1) } };
 }
 

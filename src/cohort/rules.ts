@@ -17,8 +17,73 @@ export const relaxationDescriptions: Record<RelaxationStep, string> = {
 export const acuityMatches = ['ignore', 'exact', 'within-1'] as const;
 /** How much of the patient's ICD-10 codes (or categories) a prior encounter must share. */
 export const icd10Overlaps = ['any', 'all', 'jaccard'] as const;
+/** How prior encounters' items weigh in the counts that rank them (see `itemWeighting`). */
+export const itemWeightings = ['none', 'clinician-reputation'] as const;
 /** Which of the patient's chief-complaint concepts a prior encounter must have. */
 export const complaintMatches = ['primary', 'any'] as const;
+
+/**
+ * i2b2-style obfuscation of the counts a card shows (docs/privacy.md, "Noise"): `none`, or Gaussian noise of
+ * standard deviation `sigma`, rounded, with results at or below `zeroAtOrBelow` shown as 0. i2b2 uses σ ≈ 1.3 and 3.
+ */
+export const countNoiseSchema = z
+  .discriminatedUnion(
+    'kind',
+    [
+      z.strictObject({ kind: z.literal('none') }),
+      z.strictObject({
+        kind: z.literal('gaussian'),
+        sigma: z.number({ error: 'a standard deviation' }).gt(0, 'must be above 0').max(10, 'at most 10').default(1.3),
+        zeroAtOrBelow: z.number({ error: 'a count' }).int('a whole count').min(0, 'at least 0').max(1000, 'at most 1000').default(3),
+      }),
+    ],
+    { error: "kind is one of 'none', 'gaussian'" },
+  )
+  .default({ kind: 'none' });
+export type CountNoise = z.output<typeof countNoiseSchema>;
+
+/**
+ * Why a clinician dismissed a card, offered on the workup and treatment cards as CDS Hooks 2.0 `overrideReasons`
+ * (https://cds-hooks.hl7.org/2.0/#overridereasons-and-feedback); feedback may only pick one of these.
+ * `suggestedOverrideReasons` is a starting list; default none: what versions without this field offered.
+ */
+export const overrideReasonSchema = z.strictObject({
+  system: z.url({ error: 'an absolute URI naming the code system' }).max(2048, 'at most 2048 characters'),
+  code: z.string({ error: 'a code' }).min(1, 'a code may not be empty').max(256, 'at most 256 characters'),
+  display: z.string({ error: 'the text a clinician picks' }).min(1, 'a display may not be empty').max(200, 'at most 200 characters'),
+});
+export const overrideReasonsSchema = z
+  .array(overrideReasonSchema)
+  .max(20, 'at most 20 reasons')
+  .refine((reasons) => new Set(reasons.map((reason) => `${reason.system}|${reason.code}`)).size === reasons.length, 'a code may appear once')
+  .default([]);
+export const suggestedOverrideReasons = [
+  { system: 'https://cohort-cds.example.org/override-reason', code: 'already-done', display: 'Already done elsewhere' },
+  { system: 'https://cohort-cds.example.org/override-reason', code: 'not-indicated', display: 'Not indicated for this patient' },
+  { system: 'https://cohort-cds.example.org/override-reason', code: 'patient-declined', display: 'Patient declined' },
+] as const;
+
+/**
+ * Acceptance evidence from CDS Hooks feedback (src/feedback/acceptance.ts): `none`, or the item's lift times
+ * posterior acceptance ÷ `priorAcceptance`, under a Beta prior of mean `priorAcceptance` worth `priorStrength`
+ * outcomes, once the item has at least `minOutcomes` outcomes for the complaint; the card then also shows the rate.
+ */
+export const feedbackRankingSchema = z
+  .discriminatedUnion(
+    'kind',
+    [
+      z.strictObject({ kind: z.literal('none') }),
+      z.strictObject({
+        kind: z.literal('beta'),
+        priorAcceptance: z.number({ error: 'a share between 0 and 1' }).gt(0, 'must be above 0').lt(1, 'must be below 1').default(0.5),
+        priorStrength: z.number({ error: 'a number of outcomes' }).gt(0, 'must be above 0').max(10000, 'at most 10000').default(20),
+        minOutcomes: z.number({ error: 'a number of outcomes' }).int('a whole number').min(1, 'at least 1').max(100000, 'at most 100000').default(20),
+      }),
+    ],
+    { error: "kind is one of 'none', 'beta'" },
+  )
+  .default({ kind: 'none' });
+export type FeedbackRanking = z.output<typeof feedbackRankingSchema>;
 
 const oneOf = (values: readonly string[]) => ({ error: `one of ${values.map((value) => `'${value}'`).join(', ')}` });
 
@@ -101,6 +166,22 @@ export const rulesSchema = z
     minCellSize: z.number().int().min(1).default(11),
     /** An item must reach this share of the cohort to be suggested. */
     minItemShare: z.number().min(0).max(1).default(0.1),
+    /**
+     * Noise on the counts a card shows (cohort size, item counts, outcome counts), the same for the same cohort
+     * every time. Default `none`: what versions without this field did. The cohort is still chosen, and the
+     * minimum sizes checked, on the true counts first; the noisy counts then face the same minimums again.
+     */
+    countNoise: countNoiseSchema,
+    /** Override reasons offered on the workup and treatment cards; default none (what versions without it offered). */
+    overrideReasons: overrideReasonsSchema,
+    /** Rank suggestions with the feedback's acceptance evidence; default `none`: lift alone, as before. */
+    feedbackRanking: feedbackRankingSchema,
+    /**
+     * `clinician-reputation`: rank a cohort's items by counts in which each prior encounter's item weighs the
+     * reputation of the clinician who ordered it (docs/reputation.md; McCoy et al. 2014); the counts shown and the
+     * minimum cell sizes stay the true ones. Default `none`: what versions without this field did.
+     */
+    itemWeighting: z.enum(itemWeightings, oneOf(itemWeightings)).default('none'),
     /** Items at or above this share of all visits are routine: one compact line, not suggestions. */
     routineBaselineShare: z.number().min(0).max(1).default(0.85),
     maxItemsPerCard: z.number().int().min(1).max(20).default(5),

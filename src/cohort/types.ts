@@ -73,6 +73,19 @@ export interface ItemCount {
   readonly codeSystem: string | null;
   readonly code: string | null;
   readonly encounters: number;
+  /**
+   * With `itemWeighting: 'clinician-reputation'` only: the sum over those encounters of the reputation weight of
+   * the clinician who ordered the item there (1 when none is known; docs/reputation.md). Ranks, never shown.
+   */
+  readonly weightedEncounters?: number;
+}
+
+/** How a cohort's item counts are weighted (rules `itemWeighting`). */
+export type ItemWeighting = 'none' | 'clinician-reputation';
+
+export interface DescribeCohortOptions {
+  /** `clinician-reputation` adds `weightedEncounters` to each item; absent or `none`: plain counts. */
+  readonly itemWeighting?: ItemWeighting;
 }
 
 export interface OutcomeStatistics {
@@ -103,6 +116,6 @@ export interface BaselineStatistics {
 export interface CohortSource {
   /** Cohort sizes for each criteria, in order. */
   countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]>;
-  describeCohort(criteria: CohortCriteria): Promise<CohortStatistics>;
+  describeCohort(criteria: CohortCriteria, options?: DescribeCohortOptions): Promise<CohortStatistics>;
   describeBaseline(): Promise<BaselineStatistics>;
 }

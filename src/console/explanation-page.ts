@@ -150,8 +150,8 @@ function relaxationText(step: string): string {
 function countOf(count: number, total: number, minCellSize: number, withInterval: boolean): Html {
   if (count > 0 && count < minCellSize) return html`<span class="suppressed">fewer than ${minCellSize}</span> of ${total}`;
   const rate = proportion(count, total);
-  const interval = withInterval ? html` <span class="muted">(95% CI ${Math.round(rate.lower * 100)}–${formatPercent(rate.upper)})</span>` : '';
-  return html`<strong>${count}</strong> of ${total} <span class="muted">(${formatPercent(rate.rate)})</span>${interval}`;
+  const interval = withInterval ? html`, 95% CI ${Math.round(rate.lower * 100)}–${formatPercent(rate.upper)}` : '';
+  return html`<strong>${count}</strong> of ${total} <span class="muted">(${formatPercent(rate.rate)}${interval})</span>`;
 }
 
 function itemRows(items: readonly RankedItem[], cohortSize: number, role: string): Html[] {

@@ -1,5 +1,9 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { CohortEncounterRecord } from '../ingest/fhir-to-cohort.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Kysely, PostgresDialect, sql, type PostgresPool, type PostgresPoolClient, type Transaction } from 'kysely';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { CohortEncounterRecord, EncounterItemRow, LabDrawRow } from '../ingest/fhir-to-cohort.js';
 import type { Database } from './database.js';
 
 type Executor = Kysely<Database> | Transaction<Database>;
@@ -125,6 +129,274 @@ export async function saveCohortEncounters(trx: Executor, records: readonly Coho
   return { encounters: unique.length, items: items.length, draws: draws.length };
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Bulk loading
+
+/** What the caller writes in the transaction of a batch, knowing what the batch saved. */
+export type AlsoInTransaction = (trx: Transaction<Database>, saved: SavedCohortEncounters) => Promise<void>;
+
+/** A batch to save: records, or (for the COPY writer) the same already in COPY's text format. */
+export type CohortBatch = { readonly records: readonly CohortEncounterRecord[] } | { readonly copy: PreparedCopyBatch };
+
+/** Writes batches of cohort records, each batch in one transaction together with what the caller adds. */
+export interface CohortWriter {
+  /** `copy`: PostgreSQL COPY on a connection of its own; `insert`: multi-row INSERTs through Kysely (PGlite). */
+  readonly method: 'copy' | 'insert';
+  /** Saves a batch as saveCohortEncounters does; `alsoInTransaction` runs in the same transaction. */
+  save(batch: CohortBatch, alsoInTransaction?: AlsoInTransaction): Promise<SavedCohortEncounters>;
+  close(): Promise<void>;
+}
+
+/** A writer that uses saveCohortEncounters: any database Kysely opens, PGlite included. */
+export function insertingCohortWriter(db: Kysely<Database>): CohortWriter {
+  return {
+    method: 'insert',
+    save: (batch, alsoInTransaction) => {
+      if (!('records' in batch)) return Promise.reject(new Error('the inserting writer takes records, not COPY text'));
+      return db.transaction().execute(async (trx) => {
+        const saved = await saveCohortEncounters(trx, batch.records);
+        await alsoInTransaction?.(trx, saved);
+        return saved;
+      });
+    },
+    close: async () => undefined,
+  };
+}
+
+/** Another process holds the ingest lock of this database. */
+export class IngestBusyError extends Error {
+  override name = 'IngestBusyError';
+}
+
+/** Kysely on one pg client, so that its transactions and our COPY streams share the connection. */
+function singleClientPool(client: pg.Client): PostgresPool {
+  const pooled = Object.assign(client, { release: () => undefined }) as unknown as PostgresPoolClient;
+  return { connect: async () => pooled, end: () => client.end() };
+}
+
+/**
+ * A writer that loads with COPY (pg-copy-streams) on a PostgreSQL connection of its own. It holds a session
+ * advisory lock for as long as it is open, so two ingests never write to one database at once (the lock goes
+ * with the connection, also when the process is killed). Commits do not wait for the WAL flush: a batch lost to
+ * a server crash is not marked done either and is loaded again by the next run.
+ */
+export async function openCopyingCohortWriter(databaseUrl: string): Promise<CohortWriter> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  // A connection lost mid-batch fails the query in flight; the event itself must not end the process.
+  client.on('error', () => undefined);
+  try {
+    const lock = await client.query<{ locked: boolean }>(`select pg_try_advisory_lock(hashtext('cohort-cds ingest')) as locked`);
+    if (!lock.rows[0]?.locked) throw new IngestBusyError('another ingest is writing to this database; run again when it has finished');
+    await client.query('set synchronous_commit = off');
+  } catch (error) {
+    await client.end();
+    throw error;
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: singleClientPool(client) }) });
+  return {
+    method: 'copy',
+    save: (batch, alsoInTransaction) =>
+      db.transaction().execute(async (trx) => {
+        const saved = await copyPreparedBatch(trx, client, 'copy' in batch ? batch.copy : formatCopyBatch(batch.records));
+        await alsoInTransaction?.(trx, saved);
+        return saved;
+      }),
+    close: () => db.destroy(),
+  };
+}
+
+const copyEscapes: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** One field in COPY's text format. */
+function copyField(value: string | number | boolean | null): string {
+  if (value === null) return '\\N';
+  if (typeof value === 'boolean') return value ? 't' : 'f';
+  if (typeof value === 'number') return String(value);
+  return copyEscaped.test(value) ? value.replace(copyEscapedGlobal, (character) => copyEscapes[character]!) : value;
+}
+
+const copyEscaped = /[\\\n\r\t]/;
+const copyEscapedGlobal = /[\\\n\r\t]/g;
+
+/** A text[] in COPY's text format: an array literal with every element quoted, then escaped as a field. */
+function copyTextArray(values: readonly string[]): string {
+  return copyField(`{${values.map((value) => `"${value.replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
+}
+
+async function copyInto(client: pg.Client, statement: string, text: string): Promise<void> {
+  if (text.length === 0) return;
+  await pipeline(Readable.from([text]), client.query(copyFrom(statement)));
+}
+
+function copyText<T>(rows: readonly T[], line: (row: T) => string): string {
+  const lines: string[] = [];
+  for (const row of rows) lines.push(line(row));
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+const encounterLine = ({ encounter }: CohortEncounterRecord): string =>
+  `${copyField(encounter.encounterKey)}\t${copyField(encounter.patientKey)}\t${copyField(encounter.site)}\t${encounter.ageYears}\t` +
+  `${copyField(encounter.sex)}\t${copyField(encounter.acuity)}\t${copyField(encounter.chiefComplaintText)}\t` +
+  `${copyTextArray(encounter.complaintConcepts)}\t${copyTextArray(encounter.icd10Codes)}\t${copyTextArray(encounter.icd10Categories)}\t` +
+  `${copyTextArray(encounter.historyIcd10Codes)}\t${encounter.startYear}\t${copyField(encounter.disposition)}\t${copyField(encounter.admitted)}\t` +
+  `${copyField(encounter.edLosMinutes)}\t${copyField(encounter.hospitalLosMinutes)}\t${copyField(encounter.returned72h)}\t${copyField(encounter.returned30d)}`;
+
+const itemLine = (item: EncounterItemRow): string =>
+  `${copyField(item.encounterKey)}\t${copyField(item.itemCode)}\t${item.category}\t${copyField(item.kind)}\t${copyField(item.display)}\t` +
+  `${copyField(item.codeSystem)}\t${copyField(item.code)}\t${copyField(item.offsetMinutes)}\t${copyField(item.clinicianKey)}`;
+
+const drawLine = (draw: LabDrawRow): string => `${copyField(draw.encounterKey)}\t${copyField(draw.drawKey)}\t${copyField(draw.analyteCode)}`;
+
+/** A batch in COPY's text format: plain strings, so that a worker thread can make it and hand it over cheaply. */
+export interface PreparedCopyBatch {
+  /** The batch's encounter keys, each once. */
+  readonly keys: readonly string[];
+  readonly encounters: string;
+  readonly items: string;
+  readonly draws: string;
+  readonly saved: SavedCohortEncounters;
+}
+
+/** Formats records for copyPreparedBatch; of records with the same encounter key the last wins, as in saveCohortEncounters. */
+export function formatCopyBatch(records: readonly CohortEncounterRecord[]): PreparedCopyBatch {
+  const byKey = new Map(records.map((record) => [record.encounter.encounterKey, record]));
+  const unique = [...byKey.values()];
+  const items = unique.flatMap((record) => record.items);
+  const draws = unique.flatMap((record) => record.draws);
+  return {
+    keys: [...byKey.keys()],
+    encounters: copyText(unique, encounterLine),
+    items: copyText(items, itemLine),
+    draws: copyText(draws, drawLine),
+    saved: { encounters: unique.length, items: items.length, draws: draws.length },
+  };
+}
+
+/**
+ * saveCohortEncounters with COPY: the same rows, the same replacement of earlier rows of the same encounter
+ * keys, ingested_at kept when nothing changed. Encounter rows go through a temporary table (COPY cannot
+ * resolve conflicts); items and draws, whose earlier rows are deleted first, are copied straight in.
+ * `trx` must be a transaction on `client`.
+ */
+export async function copyPreparedBatch(trx: Transaction<Database>, client: pg.Client, batch: PreparedCopyBatch): Promise<SavedCohortEncounters> {
+  if (batch.keys.length === 0) return batch.saved;
+  const existing = await trx
+    .selectFrom('cohort_encounter')
+    .select('encounter_key')
+    .where(sql<boolean>`encounter_key = any(cast(${sql.val([...batch.keys])} as text[]))`)
+    .execute();
+  if (existing.length > 0) {
+    const keys = sql<string[]>`cast(${sql.val(existing.map((row) => row.encounter_key))} as text[])`;
+    await trx.deleteFrom('encounter_item').where(sql<boolean>`encounter_key = any(${keys})`).execute();
+    await trx.deleteFrom('lab_draw').where(sql<boolean>`encounter_key = any(${keys})`).execute();
+  }
+
+  const columns = ['encounter_key', ...encounterColumns];
+  const columnList = sql.join(columns.map((column) => sql.ref(column)));
+  await sql`create temporary table if not exists ingest_encounter_stage (like cohort_encounter including defaults) on commit delete rows`.execute(trx);
+  await copyInto(client, `copy ingest_encounter_stage (${columns.join(', ')}) from stdin`, batch.encounters);
+  await sql`
+    insert into cohort_encounter (${columnList})
+    select ${columnList} from ingest_encounter_stage
+    on conflict (encounter_key) do update
+      set ${sql.join(encounterColumns.map((column) => sql`${sql.ref(column)} = ${sql.ref(`excluded.${column}`)}`))}
+      where (${sql.join(encounterColumns.map((column) => sql.ref(`cohort_encounter.${column}`)))})
+        is distinct from (${sql.join(encounterColumns.map((column) => sql.ref(`excluded.${column}`)))})`.execute(trx);
+  await copyInto(
+    client,
+    'copy encounter_item (encounter_key, item_code, category, kind, display, code_system, code, offset_minutes, clinician_key) from stdin',
+    batch.items,
+  );
+  await copyInto(client, 'copy lab_draw (encounter_key, draw_key, analyte_code) from stdin', batch.draws);
+  return batch.saved;
+}
+
+/** copyPreparedBatch for records. */
+export async function copyCohortEncounters(trx: Transaction<Database>, client: pg.Client, records: readonly CohortEncounterRecord[]): Promise<SavedCohortEncounters> {
+  return copyPreparedBatch(trx, client, formatCopyBatch(records));
+}
+
+// The keys and indexes of encounter_item and lab_draw, as migrations/20261123T0001_initial_schema.ts makes them.
+// A large load into an empty cohort drops them and builds them once at the end: a btree build sorts once,
+// where row-by-row maintenance of keys that arrive in random (HMAC) order, and the foreign-key check of every
+// row, cost several times the load itself (measured: 1M items copy in 2.6 s bare, 17 s with the two indexes,
+// 44 s with the foreign key too).
+const itemConstraints = [
+  { table: 'encounter_item', name: 'encounter_item_pk', add: 'primary key (encounter_key, item_code)' },
+  { table: 'lab_draw', name: 'lab_draw_pk', add: 'primary key (encounter_key, draw_key, analyte_code)' },
+  {
+    table: 'encounter_item',
+    name: 'encounter_item_encounter_key_fkey',
+    add: 'foreign key (encounter_key) references cohort_encounter (encounter_key) on delete cascade not valid',
+  },
+  {
+    table: 'lab_draw',
+    name: 'lab_draw_encounter_key_fkey',
+    add: 'foreign key (encounter_key) references cohort_encounter (encounter_key) on delete cascade not valid',
+  },
+] as const;
+const itemIndexes = [{ name: 'encounter_item_code', create: 'create index if not exists encounter_item_code on encounter_item (item_code)' }] as const;
+
+async function existingConstraints(db: Kysely<Database>): Promise<Map<string, boolean>> {
+  const rows = await sql<{ name: string; validated: boolean }>`
+    select conname as name, convalidated as validated from pg_constraint
+    where conrelid in (cast('encounter_item' as regclass), cast('lab_draw' as regclass))`.execute(db);
+  return new Map(rows.rows.map((row) => [row.name, row.validated]));
+}
+
+/** Whether a bulk load dropped the keys of encounter_item and lab_draw and has not built them again yet. */
+export async function isItemBulkLoadPending(db: Kysely<Database>): Promise<boolean> {
+  const constraints = await existingConstraints(db);
+  const indexes = await sql<{ name: string }>`
+    select indexname as name from pg_indexes where tablename in ('encounter_item', 'lab_draw')`.execute(db);
+  const indexNames = new Set(indexes.rows.map((row) => row.name));
+  return itemConstraints.some((constraint) => !constraints.has(constraint.name)) || itemIndexes.some((index) => !indexNames.has(index.name));
+}
+
+/** Drops the keys, foreign keys and indexes of encounter_item and lab_draw for a bulk load (one transaction). */
+export async function dropItemKeysForBulkLoad(db: Kysely<Database>): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    // Foreign keys first: the primary keys cannot go while something depends on them (nothing does today).
+    for (const constraint of [...itemConstraints].reverse()) {
+      await sql`alter table ${sql.table(constraint.table)} drop constraint if exists ${sql.ref(constraint.name)}`.execute(trx);
+    }
+    for (const index of itemIndexes) await sql`drop index if exists ${sql.ref(index.name)}`.execute(trx);
+  });
+}
+
+/**
+ * Builds again what dropItemKeysForBulkLoad dropped, each in its own transaction so that an interrupted
+ * rebuild keeps what it finished; then validates the foreign keys. Does nothing that is in place already.
+ */
+export async function restoreItemKeys(db: Kysely<Database>): Promise<void> {
+  const constraints = await existingConstraints(db);
+  for (const index of itemIndexes) {
+    await db.transaction().execute(async (trx) => {
+      await sql`set local maintenance_work_mem = '512MB'`.execute(trx);
+      await sql.raw(index.create).execute(trx);
+    });
+  }
+  for (const constraint of itemConstraints) {
+    if (!constraints.has(constraint.name)) {
+      await db.transaction().execute(async (trx) => {
+        await sql`set local maintenance_work_mem = '512MB'`.execute(trx);
+        await sql`alter table ${sql.table(constraint.table)} add constraint ${sql.ref(constraint.name)} ${sql.raw(constraint.add)}`.execute(trx);
+      });
+    }
+  }
+  for (const constraint of itemConstraints) {
+    if (constraints.get(constraint.name) === true || !constraint.add.startsWith('foreign key')) continue;
+    // Added as not valid above (instant); validating reads both tables once and checks every row.
+    await sql`alter table ${sql.table(constraint.table)} validate constraint ${sql.ref(constraint.name)}`.execute(db);
+  }
+}
+
+/** Refreshes the planner's statistics of the cohort tables after a load. */
+export async function analyzeCohortTables(db: Kysely<Database>): Promise<void> {
+  await sql`analyze cohort_encounter, encounter_item, lab_draw`.execute(db);
+}
+
 /** How many ED stays the cohort holds. */
 export async function countCohortEncounters(db: Executor): Promise<number> {
   const row = await db
@@ -149,6 +421,21 @@ export interface LabPanelOptions {
   readonly minimumJaccard?: number;
   /** …and they were drawn together at least this often, so that one shared draw of two rare tests is no panel. */
   readonly minimumSharedDraws?: number;
+  /**
+   * Encounters the co-occurrence is measured on; a larger cohort is sampled by encounter key (keys are
+   * HMACs, so a key range is a uniform, stable sample). Default 50,000: the pair count grows with the
+   * square of the analytes per draw, and a million encounters would take minutes for the same panels.
+   */
+  readonly sampleEncounters?: number;
+}
+
+const defaultPanelSampleEncounters = 50_000;
+
+/** The encounter keys below which a share `fraction` of uniformly spread hex keys lies. */
+function sampleKeyBound(fraction: number): string {
+  return Math.floor(fraction * 0xffffffff)
+    .toString(16)
+    .padStart(8, '0');
 }
 
 interface Analyte {
@@ -272,8 +559,11 @@ export function derivePanels(
   });
 }
 
-/** Rebuilds lab_panel and lab_panel_member from all lab draws in the cohort; returns the panels. */
+/** Rebuilds lab_panel and lab_panel_member from the lab draws of the cohort (or a sample); returns the panels. */
 export async function rebuildLabPanels(db: Kysely<Database>, options: LabPanelOptions = {}): Promise<LabPanel[]> {
+  const sample = options.sampleEncounters ?? defaultPanelSampleEncounters;
+  const encounters = await countCohortEncounters(db);
+  const bound = encounters > sample ? sampleKeyBound(sample / encounters) : null;
   const analyteRows = await db
     .selectFrom('lab_draw as draw')
     .leftJoin(
@@ -282,11 +572,13 @@ export async function rebuildLabPanels(db: Kysely<Database>, options: LabPanelOp
           .selectFrom('encounter_item')
           .select(['item_code', (inner) => inner.fn.min('display').as('display')])
           .where('kind', '=', 'lab')
+          .$if(bound !== null, (query) => query.where('encounter_key', '<', bound!))
           .groupBy('item_code')
           .as('item'),
       (join) => join.onRef('item.item_code', '=', 'draw.analyte_code'),
     )
     .select(['draw.analyte_code', sql<string | null>`min(item.display)`.as('display'), sql<number>`cast(count(*) as integer)`.as('draws')])
+    .$if(bound !== null, (query) => query.where('draw.encounter_key', '<', bound!))
     .groupBy('draw.analyte_code')
     .execute();
   const pairRows = await sql<{ a: string; b: string; shared: number }>`
@@ -296,6 +588,7 @@ export async function rebuildLabPanels(db: Kysely<Database>, options: LabPanelOp
       on second.encounter_key = first.encounter_key
      and second.draw_key = first.draw_key
      and second.analyte_code > first.analyte_code
+    where ${bound === null ? sql`true` : sql`first.encounter_key < ${bound}`}
     group by first.analyte_code, second.analyte_code`.execute(db);
   const panels = derivePanels(
     analyteRows.map((row) => ({ code: row.analyte_code, display: row.display ?? row.analyte_code, draws: Number(row.draws) })),

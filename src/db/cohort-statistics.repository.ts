@@ -4,6 +4,7 @@ import type {
   CohortCriteria,
   CohortSource,
   CohortStatistics,
+  DescribeCohortOptions,
   Icd10Overlap,
   ItemCategory,
   ItemCount,
@@ -11,16 +12,17 @@ import type {
 import type { Database } from './database.js';
 
 /** Lab analytes are counted as the orderable panel they belong to; panels are derived at ingest. */
-const panelSystem = 'urn:cohort-cds:lab-panel';
+export const panelSystem = 'urn:cohort-cds:lab-panel';
 
 type EncounterExpressions = ExpressionBuilder<Database, 'cohort_encounter'>;
 
-function textArray(values: readonly string[]) {
+/** A text[] parameter. */
+export function textArray(values: readonly string[]) {
   return sql<string[]>`cast(${sql.val([...values])} as text[])`;
 }
 
 /** How much of the patient's ICD-10 set an encounter's set (`column`) must share; see `Icd10Overlap`. */
-function icd10OverlapCondition(column: RawBuilder<string[]>, wanted: readonly string[], overlap: Icd10Overlap): Expression<SqlBool> {
+export function icd10OverlapCondition(column: RawBuilder<string[]>, wanted: readonly string[], overlap: Icd10Overlap): RawBuilder<SqlBool> {
   const codes = textArray(wanted);
   switch (overlap.measure) {
     case 'any':
@@ -138,6 +140,33 @@ async function countItems(db: Kysely<Database>, criteria: CohortCriteria | null)
   }));
 }
 
+/**
+ * Item code (analytes folded into their panel) → the sum over the cohort's encounters of the reputation weight of
+ * the clinician who ordered it there (clinician_reputation, docs/reputation.md; 1 when none is rated), the largest
+ * when several rows fold into one item. The opt-in path of rules `itemWeighting: 'clinician-reputation'`.
+ */
+async function weightedItemSums(db: Kysely<Database>, criteria: CohortCriteria): Promise<Map<string, number>> {
+  const rows = await db
+    .with('cohort', (qb) => qb.selectFrom('cohort_encounter').select('encounter_key').where((eb) => criteriaCondition(eb, criteria)))
+    .with('per_encounter', (qb) =>
+      qb
+        .selectFrom('encounter_item as item')
+        .innerJoin('cohort', 'cohort.encounter_key', 'item.encounter_key')
+        .leftJoin('lab_panel_member as member', 'member.analyte_code', 'item.item_code')
+        .leftJoin('clinician_reputation as reputation', 'reputation.clinician_key', 'item.clinician_key')
+        .select((eb) => [
+          eb.fn.coalesce('member.panel_code', 'item.item_code').as('item_code'),
+          sql<number>`max(coalesce(reputation.weight, 1))`.as('weight'),
+        ])
+        .groupBy(['item.encounter_key', sql`coalesce(member.panel_code, item.item_code)`]),
+    )
+    .selectFrom('per_encounter')
+    .select(['item_code', sql<number>`cast(sum(weight) as double precision)`.as('weighted')])
+    .groupBy('item_code')
+    .execute();
+  return new Map(rows.map((row) => [row.item_code, Number(row.weighted)]));
+}
+
 /** Statistics straight from the cohort tables: every hook scans its cohort (fine for the demo's size). */
 export class SqlCohortSource implements CohortSource {
   constructor(private readonly db: Kysely<Database>) {}
@@ -157,8 +186,8 @@ export class SqlCohortSource implements CohortSource {
     return criteria.map((_, index) => Number(counts[`rung_${index}`] ?? 0));
   }
 
-  async describeCohort(criteria: CohortCriteria): Promise<CohortStatistics> {
-    const [outcomes, items] = await Promise.all([
+  async describeCohort(criteria: CohortCriteria, options: DescribeCohortOptions = {}): Promise<CohortStatistics> {
+    const [outcomes, counted, weights] = await Promise.all([
       this.db
         .selectFrom('cohort_encounter')
         .where((eb) => criteriaCondition(eb, criteria))
@@ -175,7 +204,9 @@ export class SqlCohortSource implements CohortSource {
         ])
         .executeTakeFirstOrThrow(),
       countItems(this.db, criteria),
+      options.itemWeighting === 'clinician-reputation' ? weightedItemSums(this.db, criteria) : null,
     ]);
+    const items = weights === null ? counted : counted.map((item) => ({ ...item, weightedEncounters: weights.get(item.itemCode) ?? 0 }));
     return {
       size: Number(outcomes.size),
       items,

@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Database } from './database.js';
+import { describeDatabaseUrl, openReadDatabase, primaryOnlyReadDatabase, type ReadDatabase } from './read-replica.js';
 
 export type DatabaseKind = 'pglite' | 'postgres';
 
@@ -12,6 +13,13 @@ export type DatabaseKind = 'pglite' | 'postgres';
 export interface DatabaseHandle {
   readonly db: Kysely<Database>;
   readonly kind: DatabaseKind;
+  /**
+   * Where the hook path reads (cohort statistics, reference data): the streaming replicas when configured and
+   * fit, else the primary. Every write goes through `db`. Absent on handles built without it: read from `db`.
+   */
+  readonly read?: ReadDatabase;
+  /** The primary's pool on PostgreSQL (absent on PGlite). */
+  readonly pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -21,6 +29,22 @@ export interface DatabaseOptions {
   /** Where PGlite keeps its files; `memory` keeps nothing on disk. */
   readonly dataDirectory: string | 'memory';
   readonly poolSize?: number;
+  /** postgres:// URLs of streaming replicas the hook path may read from (PostgreSQL only). */
+  readonly readReplicaUrls?: readonly string[];
+  /** A replica further behind the primary than this is not read from (docs/scaling.md). */
+  readonly readReplicaMaxLagMs?: number;
+  /** How often the replicas' replay position is checked. */
+  readonly readReplicaCheckIntervalMs?: number;
+}
+
+/** A `pg` pool whose lost connections fail the query in flight rather than the process. */
+export function createPostgresPool(connectionString: string, options: { readonly max: number; readonly connectionTimeoutMillis: number }): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max: options.max, connectionTimeoutMillis: options.connectionTimeoutMillis, idleTimeoutMillis: 30000 });
+  // A client losing its server (restart, failover) must not crash the process: idle clients report through
+  // the pool, checked-out ones on themselves; the query in flight fails and the error handler answers 503.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 // Postgres returns bigint and numeric as strings; counts here fit easily in a double.
@@ -30,19 +54,35 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number.parseFloat(v
 /** Opens PostgreSQL through `pg` when a URL is given, else the embedded PGlite. */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
-    const pool = new pg.Pool({
-      connectionString: options.databaseUrl,
-      max: options.poolSize ?? 10,
-      connectionTimeoutMillis: 2000,
-      idleTimeoutMillis: 30000,
-    });
-    // A client losing its server (restart, failover) must not crash the process: idle clients report through
-    // the pool, checked-out ones on themselves; the query in flight fails and the error handler answers 503.
-    pool.on('error', () => undefined);
-    pool.on('connect', (client) => client.on('error', () => undefined));
+    const pool = createPostgresPool(options.databaseUrl, { max: options.poolSize ?? 10, connectionTimeoutMillis: 2000 });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    const replicaUrls = options.readReplicaUrls ?? [];
+    let read: ReadDatabase;
+    try {
+      read = await openReadDatabase({
+        primaryPool: pool,
+        primaryDb: db,
+        // A replica that does not answer quickly is skipped for the primary rather than waited for.
+        replicas: replicaUrls.map((url) => ({ name: describeDatabaseUrl(url), pool: createPostgresPool(url, { max: options.poolSize ?? 10, connectionTimeoutMillis: 1000 }) })),
+        maxLagMs: options.readReplicaMaxLagMs ?? 5000,
+        ...(options.readReplicaCheckIntervalMs === undefined ? {} : { checkIntervalMs: options.readReplicaCheckIntervalMs }),
+      });
+    } catch (error) {
+      await db.destroy();
+      throw error;
+    }
+    return {
+      db,
+      kind: 'postgres',
+      read,
+      pool,
+      close: async () => {
+        await read.close();
+        await db.destroy();
+      },
+    };
   }
+  if ((options.readReplicaUrls ?? []).length > 0) throw new Error('Read replicas need PostgreSQL (DATABASE_URL); PGlite has none');
   let pglite: PGlite;
   if (options.dataDirectory === 'memory') {
     pglite = new PGlite();
@@ -56,6 +96,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   return {
     db,
     kind: 'pglite',
+    read: primaryOnlyReadDatabase(db),
     close: async () => {
       await db.destroy();
       if (!pglite.closed) await pglite.close();

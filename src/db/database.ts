@@ -19,7 +19,9 @@ export interface Database {
   audit_event: AuditEventTable;
   hook_call: HookCallTable;
   evaluation_run: EvaluationRunTable;
+  ingest_run_batch: IngestRunBatchTable;
   patient_opt_out: PatientOptOutTable;
+  clinician_reputation: ClinicianReputationTable;
 }
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -123,6 +125,12 @@ export interface IssuedCardTable {
   suggestion_uuids: TextArray;
   item_codes: TextArray;
   issued_at: CreatedAt;
+  /** The cohort's primary complaint concept; null for cards issued before migration 0007 or without one. */
+  complaint_concept: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Displays of item_codes, same order. */
+  item_displays: TextArray;
+  /** The override reasons the card offered (CDS Hooks Codings). */
+  override_reasons: JSONColumnType<Array<{ system?: string; code: string; display?: string }>, string | undefined, string>;
 }
 
 export interface FeedbackTable {
@@ -142,6 +150,10 @@ export interface IngestRunTable {
   finished_at: Date | null;
   source: string;
   counts: JSONColumnType<Record<string, number>, string, string>;
+  /** Inputs, options and hashing key of the run: an unfinished run with the same one is resumed. */
+  fingerprint: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Where the run staged its input, kept until it finishes. */
+  staging_directory: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type ApiKeyRole = 'informaticist' | 'viewer';
@@ -196,6 +208,14 @@ export interface EvaluationRunTable {
   heartbeat_at: Date | null;
 }
 
+/** One batch of patients an ingest run has stored, written in the same transaction as its rows. */
+export interface IngestRunBatchTable {
+  ingest_run_id: string;
+  batch: number;
+  counts: JSONColumnType<Record<string, number>, string, string>;
+  finished_at: CreatedAt;
+}
+
 export type OptOutSource = 'consent' | 'api';
 
 /** A patient excluded from the cohort, by keyed hash only (migrations/20261123T0004_privacy.ts). */
@@ -205,4 +225,16 @@ export interface PatientOptOutTable {
   opted_out_at: CreatedAt;
   /** The API key's name, or `ingest` / `cli`. */
   recorded_by: string;
+}
+
+/** One ordering clinician's reputation, by keyed hash only (migrations/20261123T0008_clinician_reputation.ts). */
+export interface ClinicianReputationTable {
+  clinician_key: string;
+  orders: number;
+  encounters: number;
+  raw_agreement: number | null;
+  agreement: number;
+  return_rate_72h: number;
+  weight: number;
+  computed_at: CreatedAt;
 }

@@ -31,7 +31,9 @@ export interface EvaluationEncounter {
   readonly edLosMinutes: number | null;
   readonly hospitalLosMinutes: number | null;
   /** Distinct items, lab analytes folded into their panel unless loaded at analyte level. */
-  readonly items: readonly Omit<ItemCount, 'encounters'>[];
+  readonly items: readonly Omit<ItemCount, 'encounters' | 'weightedEncounters'>[];
+  /** Item code → keyed hash of the clinician who ordered it, for the items whose source named one. */
+  readonly clinicianByItem?: ReadonlyMap<string, string>;
 }
 
 export interface LoadEvaluationEncountersOptions {
@@ -50,6 +52,7 @@ interface FoldedItemRow {
   display: string;
   code_system: string | null;
   code: string | null;
+  clinician_key: string | null;
 }
 
 /**
@@ -92,6 +95,7 @@ export async function loadEvaluationEncounters(db: Executor, options: LoadEvalua
           eb.fn.coalesce('panel.display', 'item.display').as('display'),
           sql<string | null>`case when panel.panel_code is null then item.code_system else ${panelSystem} end`.as('code_system'),
           sql<string | null>`case when panel.panel_code is null then item.code else panel.panel_code end`.as('code'),
+          'item.clinician_key',
         ])
         .orderBy('item.encounter_key')
         .orderBy('item_code')
@@ -99,15 +103,21 @@ export async function loadEvaluationEncounters(db: Executor, options: LoadEvalua
         .execute()
     : await db
         .selectFrom('encounter_item as item')
-        .select(['item.encounter_key', 'item.item_code', 'item.category', 'item.kind', 'item.display', 'item.code_system', 'item.code'])
+        .select(['item.encounter_key', 'item.item_code', 'item.category', 'item.kind', 'item.display', 'item.code_system', 'item.code', 'item.clinician_key'])
         .orderBy('item.encounter_key')
         .orderBy('item.item_code')
         .execute();
 
-  const itemsByEncounter = new Map<string, Map<string, Omit<ItemCount, 'encounters'>>>();
+  const itemsByEncounter = new Map<string, Map<string, Omit<ItemCount, 'encounters' | 'weightedEncounters'>>>();
+  const cliniciansByEncounter = new Map<string, Map<string, string>>();
   for (const row of itemRows) {
     let items = itemsByEncounter.get(row.encounter_key);
     if (!items) itemsByEncounter.set(row.encounter_key, (items = new Map()));
+    if (row.clinician_key !== null) {
+      let clinicians = cliniciansByEncounter.get(row.encounter_key);
+      if (!clinicians) cliniciansByEncounter.set(row.encounter_key, (clinicians = new Map()));
+      if (!clinicians.has(row.item_code)) clinicians.set(row.item_code, row.clinician_key);
+    }
     // Analytes of one panel fold into one item per encounter.
     if (items.has(row.item_code)) continue;
     items.set(row.item_code, {
@@ -136,5 +146,6 @@ export async function loadEvaluationEncounters(db: Executor, options: LoadEvalua
     edLosMinutes: row.ed_los_minutes === null ? null : Number(row.ed_los_minutes),
     hospitalLosMinutes: row.hospital_los_minutes === null ? null : Number(row.hospital_los_minutes),
     items: [...(itemsByEncounter.get(row.encounter_key)?.values() ?? [])],
+    clinicianByItem: cliniciansByEncounter.get(row.encounter_key) ?? new Map<string, string>(),
   }));
 }

@@ -35,6 +35,7 @@ import {
   type OutcomeMetrics,
 } from './result.js';
 import { splitEncounters } from './split.js';
+import { computeReputation, withReputationWeights, type ReputationSummary } from '../reputation/reputation.js';
 
 /** What one held-out encounter was predicted from and what came out: for tests and debugging, never stored. */
 export interface HeldOutTrace {
@@ -208,6 +209,18 @@ function hasCard(prediction: RulesPrediction): boolean {
   return prediction.cards.length > 0;
 }
 
+/** What the training set says about its clinicians: how much the weighted column can differ at all. */
+function reputationSection(summary: ReputationSummary): EvaluationResult['reputation'] {
+  const weights = summary.clinicians.map((clinician) => clinician.weight);
+  return {
+    clinicians: summary.clinicians.length,
+    trainingItems: summary.items,
+    trainingItemsWithClinician: summary.itemsWithClinician,
+    meanAgreement: summary.meanAgreement,
+    weight: weights.length === 0 ? null : { min: Math.min(...weights), median: median(weights)!, max: Math.max(...weights) },
+  };
+}
+
 function notesFor(options: EvaluationOptions, versionedRules: VersionedRules, heldOut: number): string[] {
   const { rules } = versionedRules;
   const notes = [
@@ -221,6 +234,10 @@ function notesFor(options: EvaluationOptions, versionedRules: VersionedRules, he
       'never seen in training (Chen et al.; HealthRex/CDSS RecommendationClassificationAnalysis.py).',
     'Prognosis: the predicted risk is the cohort\'s rate; a held-out encounter without a card is given the training base rate ' +
       '(the overall baseline gives everyone the base rate, so its AUROC is 0.5).',
+    'Weighted by clinician reputation: the same rules and cohorts, with the items ranked by counts in which each training ' +
+      "encounter's item weighs its ordering clinician's reputation (docs/reputation.md), computed from the training encounters " +
+      'only; an item without a known clinician weighs 1. The shown counts and the small-cell rules are unchanged, so only the ' +
+      'order of the suggestions can differ from the unweighted rules.',
     'Complaint baseline: items by frequency among training encounters with the same primary complaint concept, then by ' +
       'overall frequency; an encounter without a concept, or whose concept no training encounter has, gets the overall baseline.',
     options.itemLevel === 'panel'
@@ -259,19 +276,23 @@ export async function evaluateEncounters(
   const ordered = [...encounters].sort((a, b) => (a.encounterKey < b.encounterKey ? -1 : a.encounterKey > b.encounterKey ? 1 : 0));
   const split = splitEncounters(ordered, options);
   const maxK = Math.max(...options.k);
-  const training = new TrainingSet(split.training, maxK);
+  // Reputation from the training encounters only: a held-out visit's orders and outcome never shape the weights.
+  const reputation = computeReputation(split.training);
+  const training = new TrainingSet(withReputationWeights(split.training, reputation.clinicians), maxK);
   const heldOut = split.heldOut;
 
   const rulesPredictions: RulesPrediction[] = [];
+  const weightedPredictions: RulesPrediction[] = [];
   const overallPredictions: MethodPrediction[] = [];
   const complaintPredictions: MethodPrediction[] = [];
   hooks.onProgress?.({ phase: 'predicting', done: 0, total: heldOut.length });
   for (const [index, encounter] of heldOut.entries()) {
     const facts = factsForEncounter(encounter, options.mode);
-    const rules = await training.predictRules(facts, versionedRules, encounter);
+    const { unweighted: rules, weighted } = await training.predictRulesBothWeightings(facts, versionedRules, encounter);
     const overall = training.predictOverall();
     const complaint = training.predictComplaint(facts);
     rulesPredictions.push(rules);
+    weightedPredictions.push(weighted);
     overallPredictions.push(overall);
     complaintPredictions.push(complaint);
     if (hooks.inspect) {
@@ -297,7 +318,12 @@ export async function evaluateEncounters(
     return72h: heldOut.map((encounter) => encounter.returned72h),
   };
   const methods: ScoredMethod[] = [
-    { id: 'rules', label: `Rules v${versionedRules.version}`, predictions: rulesPredictions },
+    {
+      id: 'rules',
+      label: `Rules v${versionedRules.version}${versionedRules.rules.itemWeighting === 'none' ? '' : ', items unweighted'}`,
+      predictions: rulesPredictions,
+    },
+    { id: 'rules-reputation-weighted', label: `Rules v${versionedRules.version}, weighted by clinician reputation`, predictions: weightedPredictions },
     { id: 'overall-baseline', label: 'Most frequent items overall', predictions: overallPredictions },
     { id: 'complaint-baseline', label: 'Most frequent items for the chief complaint', predictions: complaintPredictions },
   ];
@@ -349,6 +375,7 @@ export async function evaluateEncounters(
       }),
       cohortSize: sizes.length === 0 ? null : { median: median(sizes)!, min: Math.min(...sizes), max: Math.max(...sizes) },
     },
+    reputation: reputationSection(reputation),
     notes: notesFor(options, versionedRules, heldOut.length),
     durationMs: 0,
   };

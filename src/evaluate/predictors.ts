@@ -180,9 +180,38 @@ export class TrainingSet {
     versionedRules: VersionedRules,
     encounter: Pick<EvaluationEncounter, 'encounterKey' | 'startYear'>,
   ): Promise<RulesPrediction> {
-    const { version, rules } = versionedRules;
+    const { rules } = versionedRules;
     // A look-back window counts back from the held-out encounter's own year, as it would have in the EHR then.
     const outcome = await selectCohort(this.source, facts, rules, { referenceYear: encounter.startYear });
+    return this.predictFromOutcome(outcome, facts, versionedRules, encounter);
+  }
+
+  /**
+   * The rules without and with `itemWeighting: 'clinician-reputation'`, from one cohort selection (weighting
+   * never changes which cohort is chosen, only the order of its items): the backtest's side-by-side columns.
+   * The training encounters' items carry the weights (withReputationWeights); without any, both are the same.
+   */
+  async predictRulesBothWeightings(
+    facts: PatientFacts,
+    versionedRules: VersionedRules,
+    encounter: Pick<EvaluationEncounter, 'encounterKey' | 'startYear'>,
+  ): Promise<{ readonly unweighted: RulesPrediction; readonly weighted: RulesPrediction }> {
+    const weightedRules: VersionedRules = { ...versionedRules, rules: { ...versionedRules.rules, itemWeighting: 'clinician-reputation' } };
+    const unweightedRules: VersionedRules = { ...versionedRules, rules: { ...versionedRules.rules, itemWeighting: 'none' } };
+    const outcome = await selectCohort(this.source, facts, weightedRules.rules, { referenceYear: encounter.startYear });
+    return {
+      unweighted: await this.predictFromOutcome(outcome, facts, unweightedRules, encounter),
+      weighted: await this.predictFromOutcome(outcome, facts, weightedRules, encounter),
+    };
+  }
+
+  private async predictFromOutcome(
+    outcome: CohortOutcome,
+    facts: PatientFacts,
+    versionedRules: VersionedRules,
+    encounter: Pick<EvaluationEncounter, 'encounterKey' | 'startYear'>,
+  ): Promise<RulesPrediction> {
+    const { version, rules } = versionedRules;
     if (outcome.kind === 'none') {
       return { workup: [], treatment: [], ...this.baseRates, usedBaseRate: true, outcome, cards: [] };
     }

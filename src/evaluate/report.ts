@@ -101,11 +101,21 @@ function coverageSection(result: EvaluationResult): string {
 /** The whole result: what was held out, the measures side by side, calibration, coverage, and how to read them. */
 export function formatEvaluationReport(result: EvaluationResult): string {
   const { split } = result;
+  const reputation = result.reputation;
+  const reputationLine =
+    reputation === undefined
+      ? null
+      : `Clinician reputation (training set): ${reputation.trainingItemsWithClinician} of ${reputation.trainingItems} items name their ordering clinician, ` +
+        `${reputation.clinicians} clinicians` +
+        (reputation.weight === null
+          ? ': no weights, so both rules columns are the same'
+          : `, weights ${reputation.weight.min.toFixed(2)}–${reputation.weight.max.toFixed(2)} (median ${reputation.weight.median.toFixed(2)})`);
   const header = [
     `Backtest of rules v${result.rulesVersion}: ${split.kind} split, holdout ${result.options.holdout}, seed ${result.options.seed}, ` +
       `items at ${result.options.itemLevel} level (${(result.durationMs / 1000).toFixed(1)} s)`,
     `Held out: ${split.description}`,
     `Seen as: ${result.mode.label}`,
+    ...(reputationLine === null ? [] : [reputationLine]),
   ].join('\n');
   const notes = `Notes\n${result.notes.map((note) => `  - ${note}`).join('\n')}`;
   return [

@@ -92,7 +92,8 @@ export const outcomeMetricsSchema = z.object({
 });
 export type OutcomeMetrics = z.infer<typeof outcomeMetricsSchema>;
 
-export const methodIds = ['rules', 'overall-baseline', 'complaint-baseline'] as const;
+/** `rules-reputation-weighted`: the same rules with `itemWeighting: 'clinician-reputation'` (docs/reputation.md). */
+export const methodIds = ['rules', 'rules-reputation-weighted', 'overall-baseline', 'complaint-baseline'] as const;
 export type MethodId = (typeof methodIds)[number];
 
 export const methodResultSchema = z.object({
@@ -142,6 +143,19 @@ export const evaluationResultSchema = z.object({
     ),
     cohortSize: z.object({ median: z.number(), min: z.number(), max: z.number() }).nullable(),
   }),
+  /**
+   * The clinician reputation behind the weighted rules, from the training encounters (absent in results stored
+   * before it existed): with no item naming a clinician, every weight is 1 and both rules columns are the same.
+   */
+  reputation: z
+    .object({
+      clinicians: z.number().int(),
+      trainingItems: z.number().int(),
+      trainingItemsWithClinician: z.number().int(),
+      meanAgreement: z.number().nullable(),
+      weight: z.object({ min: z.number(), median: z.number(), max: z.number() }).nullable(),
+    })
+    .optional(),
   /** How to read the figures: the decisions behind them, in sentences. */
   notes: z.array(z.string()),
   durationMs: z.number(),

@@ -42,6 +42,8 @@ export interface HookDependencies {
   readonly now: () => Date;
   readonly explanationLink?: (subject: ExplanationSubject) => Link | undefined;
   readonly onTrace?: (trace: HookTrace) => void;
+  /** Key of the noise on displayed counts (rules `countNoise`); see countNoiseKeyFromSecret in cards/count-noise.ts. */
+  readonly countNoiseKey?: string;
 }
 
 /** The cohort and cards for one patient's facts under one rules version: the core shared by hooks and previews. */
@@ -53,13 +55,14 @@ export interface FactsAnswer {
 export async function answerForFacts(input: {
   readonly facts: PatientFacts;
   readonly versionedRules: VersionedRules;
-  readonly reference: Pick<ReferenceData, 'baseline' | 'conceptDisplays'>;
+  readonly reference: Pick<ReferenceData, 'baseline' | 'conceptDisplays' | 'acceptance'>;
   readonly cohortSource: CohortSource;
   readonly serviceId: string;
   readonly hookInstance: string;
   readonly patientId: string;
   readonly encounterId: string | undefined;
   readonly explanationLink?: (subject: ExplanationSubject) => Link | undefined;
+  readonly countNoiseKey?: string;
 }): Promise<FactsAnswer> {
   const { version, rules } = input.versionedRules;
   const outcome = await selectCohort(input.cohortSource, input.facts, rules);
@@ -76,6 +79,8 @@ export async function answerForFacts(input: {
     uuidFor: cardUuidFactory(input.serviceId, input.hookInstance, version),
     conceptDisplay: (concept) => input.reference.conceptDisplays.get(concept) ?? concept,
     explanationLink: (kind) => input.explanationLink?.({ serviceId: input.serviceId, kind, rulesVersion: version, plan }),
+    ...(input.countNoiseKey === undefined ? {} : { countNoiseKey: input.countNoiseKey }),
+    ...(input.reference.acceptance === undefined ? {} : { acceptance: input.reference.acceptance }),
   });
   return { outcome, built };
 }
@@ -104,10 +109,12 @@ export function createHookAnswerer(dependencies: HookDependencies): HookAnswerer
       patientId: request.context.patientId,
       encounterId: 'encounterId' in request.context ? request.context.encounterId : undefined,
       ...(dependencies.explanationLink ? { explanationLink: dependencies.explanationLink } : {}),
+      ...(dependencies.countNoiseKey === undefined ? {} : { countNoiseKey: dependencies.countNoiseKey }),
     });
     const version = reference.rules.version;
+    const complaintConcept = outcome.kind === 'selected' ? outcome.selection.plan.criteria.complaintConcept : null;
     await dependencies.recordIssuedCards(
-      built.map(({ kind, card, suggestedItemCodes }) => ({
+      built.map(({ kind, card, suggestedItemCodes, suggestedItemDisplays }) => ({
         cardUuid: card.uuid,
         serviceId: service.id,
         hookInstance: request.hookInstance,
@@ -115,6 +122,9 @@ export function createHookAnswerer(dependencies: HookDependencies): HookAnswerer
         rulesVersion: version,
         suggestionUuids: (card.suggestions ?? []).map((suggestion) => suggestion.uuid),
         itemCodes: suggestedItemCodes,
+        itemDisplays: suggestedItemDisplays,
+        complaintConcept,
+        overrideReasons: card.overrideReasons ?? [],
       })),
     );
     const cards = built.map(({ card }) => card);

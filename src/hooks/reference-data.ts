@@ -2,6 +2,7 @@ import type { ComplaintVocabulary } from '../cohort/complaint.js';
 import type { VersionedRules } from '../cohort/rules.js';
 import type { BaselineStatistics } from '../cohort/types.js';
 import type { Icd9ToIcd10Map } from '../fhir/icd.js';
+import type { AcceptanceEvidence } from '../feedback/acceptance.js';
 
 /** What every hook needs besides the patient: loaded from the database, shared across requests. */
 export interface ReferenceData {
@@ -10,11 +11,22 @@ export interface ReferenceData {
   readonly conceptDisplays: ReadonlyMap<string, string>;
   readonly icd9Map: Icd9ToIcd10Map;
   readonly baseline: BaselineStatistics;
+  /** Feedback outcomes per complaint concept and item, for rules `feedbackRanking` (none: no evidence). */
+  readonly acceptance?: AcceptanceEvidence;
 }
+
+/** How many TTLs old a value may be and still be served while it reloads (see ReferenceDataCache). */
+const staleServeFactor = 4;
 
 /**
  * Keeps reference data for `ttlMs` and reloads it once (not once per request) when it is stale, so that a
  * new rules version or an ingest shows within the TTL; `invalidate()` makes it show at the next call.
+ *
+ * A value past its TTL (but younger than `staleServeFactor` TTLs) is still served while the reload runs in the
+ * background: otherwise every request arriving during a reload (a baseline and vocabulary read that grows with
+ * the cohort) would wait for it, which is the p99 of a busy service. After invalidate() nobody is served the old
+ * value, and a value too old (reloads failing, e.g. the database away) is not served either: callers wait, and see
+ * the failure.
  */
 export class ReferenceDataCache {
   private value: ReferenceData | undefined;
@@ -30,7 +42,17 @@ export class ReferenceDataCache {
   ) {}
 
   async get(): Promise<ReferenceData> {
-    if (this.value !== undefined && this.now() - this.loadedAt < this.ttlMs) return this.value;
+    const age = this.now() - this.loadedAt;
+    if (this.value !== undefined && age < this.ttlMs) return this.value;
+    if (this.value !== undefined && age < this.ttlMs * staleServeFactor) {
+      // Stale but recent: reload in the background, answer with what we have (a failed reload is retried next call).
+      this.reload().catch(() => undefined);
+      return this.value;
+    }
+    return this.reload();
+  }
+
+  private reload(): Promise<ReferenceData> {
     if (this.loading) return this.loading;
     const generation = this.generation;
     const loading = this.load().then(
@@ -54,7 +76,7 @@ export class ReferenceDataCache {
 
   /** The next get() loads afresh, even when a load is under way (it may have read what just changed). */
   invalidate(): void {
-    this.loadedAt = 0;
+    this.loadedAt = Number.NEGATIVE_INFINITY;
     this.generation += 1;
     this.loading = undefined;
   }

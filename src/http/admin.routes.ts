@@ -219,6 +219,8 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
       patientId,
       encounterId,
       ...(options.explanationLink ? { explanationLink: options.explanationLink } : {}),
+      // The same noise key as the hooks, so a preview shows the counts a clinician would see.
+      ...(app.countNoiseKey === undefined ? {} : { countNoiseKey: app.countNoiseKey }),
     });
     return {
       rulesVersion: versioned.version,

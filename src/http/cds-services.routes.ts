@@ -4,7 +4,8 @@ import { AppError } from '../errors.js';
 import type { HookAnswerer } from '../hooks/answer-hook.js';
 import { feedbackRequestSchema, hookRequestSchemas, hookResponseSchema } from '../hooks/cds-hooks.schema.js';
 import type { ServiceRegistry } from '../hooks/service-registry.js';
-import { findIssuedCardUuids, saveFeedback } from '../db/feedback.repository.js';
+import { findIssuedCardOffers, saveFeedback } from '../db/feedback.repository.js';
+import { findFeedbackProblems } from '../feedback/validate-feedback.js';
 
 export interface CdsServicesOptions {
   readonly registry: ServiceRegistry;
@@ -40,15 +41,22 @@ export const cdsServicesRoutes: FastifyPluginAsyncZod<CdsServicesOptions> = asyn
 
     app.post(
       `/cds-services/${service.id}/feedback`,
-      { schema: { body: feedbackRequestSchema, response: { 200: z.object({ received: z.number().int() }), 404: errorBody } } },
+      { schema: { body: feedbackRequestSchema, response: { 200: z.object({ received: z.number().int() }), 400: errorBody, 404: errorBody } } },
       async (request) => {
         const items = request.body.feedback;
         const db = app.database.db;
-        const issued = await findIssuedCardUuids(db, service.id, [...new Set(items.map((item) => item.card))]);
+        const issued = await findIssuedCardOffers(db, service.id, [...new Set(items.map((item) => item.card))]);
         const unknown = [...new Set(items.map((item) => item.card).filter((card) => !issued.has(card)))];
         if (unknown.length > 0) {
           throw new AppError(404, 'unknown-card', `This service did not issue card(s) ${unknown.join(', ')}; no feedback was stored`, {
             details: { unknownCards: unknown },
+          });
+        }
+        // "reason … from the overrideReasons of the card", and accepted suggestions of that card (CDS Hooks 2.0 §Feedback).
+        const problems = findFeedbackProblems(items, issued);
+        if (problems.length > 0) {
+          throw new AppError(400, 'invalid-feedback', `Feedback does not match the card it names; no feedback was stored: ${problems[0]!.message}`, {
+            details: problems,
           });
         }
         const received = await db.transaction().execute((trx) =>

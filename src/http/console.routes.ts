@@ -4,6 +4,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { relaxationDescriptions, relaxationSteps, rulesSchema } from '../cohort/rules.js';
+import { displayedStatistics } from '../cards/count-noise.js';
 import { explanationPayloadSchema, renderExplanationPage, renderRefusalPage } from '../console/explanation-page.js';
 import { findVersionedRules } from '../db/rule-set.repository.js';
 import { consoleAssetsDirectory } from '../paths.js';
@@ -101,7 +102,13 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
     const versioned = await findVersionedRules(app.database.db, payload.data.rulesVersion);
     if (!versioned) return refuse(404, 'Unknown rules version', `This service has no rules version ${payload.data.rulesVersion}.`);
     const reference = await app.referenceData.get();
-    const statistics = await app.cohortSource.describeCohort(payload.data.criteria);
+    // The counts as the card showed them: noisy under the rules' countNoise, with the hooks' key (docs/privacy.md).
+    const statistics = displayedStatistics(
+      await app.cohortSource.describeCohort(payload.data.criteria),
+      payload.data.criteria,
+      versioned.rules.countNoise,
+      app.countNoiseKey,
+    );
     const page = renderExplanationPage({
       payload: payload.data,
       rules: versioned.rules,

@@ -11,10 +11,39 @@ export const maximumReportedAge = 90;
 
 const keyLength = 32;
 
+const secrets = new WeakMap<KeyHasher, string>();
+
 /** A keyed HMAC-SHA256 hasher: without the secret, keys cannot be recomputed from MIMIC or EHR identifiers. */
 export function createKeyHasher(secret: string): KeyHasher {
   if (secret.length < 32) throw new Error('the patient hash secret must be at least 32 characters');
-  return (kind, value) => createHmac('sha256', secret).update(`${kind}\u0000${value}`).digest('hex').slice(0, keyLength);
+  const hasher: KeyHasher = (kind, value) => createHmac('sha256', secret).update(`${kind}\u0000${value}`).digest('hex').slice(0, keyLength);
+  secrets.set(hasher, secret);
+  return hasher;
+}
+
+/**
+ * The secret of a hasher made by createKeyHasher, so that the ingest's worker threads can make the same
+ * hasher (a function cannot be sent to a thread); undefined for any other function.
+ */
+export function keyHasherSecret(hasher: KeyHasher): string | undefined {
+  return secrets.get(hasher);
+}
+
+/** The same keys, each computed once while the cache lasts (a specimen is named by every result drawn from it). */
+export function cachingKeyHasher(hasher: KeyHasher): { readonly hasher: KeyHasher; clear(): void } {
+  const cache = new Map<string, string>();
+  return {
+    hasher: (kind, value) => {
+      const key = `${kind}\u0000${value}`;
+      let hashed = cache.get(key);
+      if (hashed === undefined) {
+        hashed = hasher(kind, value);
+        cache.set(key, hashed);
+      }
+      return hashed;
+    },
+    clear: () => cache.clear(),
+  };
 }
 
 /** Whole years from birth to the visit, counted on the calendar dates as written; above 89 becomes 90. */
@@ -34,4 +63,25 @@ export function calendarDate(value: string): { year: number; month: number; day:
   if (!match) return null;
   // A partial date (YYYY or YYYY-MM) counts from the start of the period it names.
   return { year: Number(match[1]), month: Number(match[2] ?? '1'), day: Number(match[3] ?? '1') };
+}
+
+/**
+ * Identifier shapes that free text (a triage complaint typed by a nurse) may carry, in the order they are removed:
+ * URLs and e-mail addresses before the numbers inside them. HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i): phone and
+ * fax numbers, e-mail, SSN, URLs, IP addresses, dates (all but the year), record and account numbers.
+ */
+const identifierShapes: readonly RegExp[] = [
+  /\b(?:https?:\/\/|www\.)\S+/gi,
+  /[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/gi,
+  /\b\d{1,3}(?:\.\d{1,3}){3}\b/g,
+  /\b\d{3}-\d{2}-\d{4}\b/g,
+  /(?:\+?1[\s.-]?)?(?:\(\d{3}\)|\b\d{3})[\s.-]?\d{3}[\s.-]\d{4}\b/g,
+  /\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?\b/g,
+  /\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b/g,
+  /\b\d{6,}\b/g,
+];
+
+/** Free text with identifier-shaped parts replaced by `[removed]`. Names are not recognised (docs/privacy.md). */
+export function removeIdentifierShapes(text: string): string {
+  return identifierShapes.reduce((current, shape) => current.replace(shape, '[removed]'), text);
 }

@@ -10,6 +10,7 @@ import type {
   Coding,
   Condition,
   Encounter,
+  Medication,
   MedicationAdministration,
   MedicationDispense,
   MedicationRequest,
@@ -22,7 +23,19 @@ import type {
 import { conceptsForComplaint, type ComplaintVocabulary } from '../cohort/complaint.js';
 import type { ItemCategory, Sex } from '../cohort/types.js';
 import { icd10Category, icd10CodesFromCodings, type Icd9ToIcd10Map } from '../fhir/icd.js';
-import { ageAtVisit, calendarDate, type KeyHasher } from './deidentify.js';
+import {
+  asArray,
+  codings,
+  conceptText,
+  hasCoding,
+  isEnteredInError,
+  isLaboratory,
+  observationTime,
+  parseFhirTime,
+  referencedId,
+  referenceKey,
+} from '../fhir/resource-readers.js';
+import { ageAtVisit, calendarDate, removeIdentifierShapes, type KeyHasher } from './deidentify.js';
 import { ingredientCodeSystem, ingredientForMedication } from './medication.js';
 
 export interface CohortEncounterRow {
@@ -144,46 +157,7 @@ const hours72 = 72 * 60 * minute;
 const days30 = 30 * 24 * 60 * minute;
 
 // ---------------------------------------------------------------------------------------------------------
-// Small readers that tolerate resources of the wrong shape: the input is whatever an export contained.
-
-function asArray<T>(value: T[] | T | undefined | null): T[] {
-  if (Array.isArray(value)) return value;
-  return value === undefined || value === null ? [] : [value];
-}
-
-function referencedId(reference: Reference | undefined, resourceType: string): string | null {
-  const text = typeof reference?.reference === 'string' ? reference.reference : null;
-  if (!text) return null;
-  // Relative (`Encounter/123`), absolute (`https://…/Encounter/123`) or versioned (`…/_history/2`).
-  const match = new RegExp(`(?:^|/)${resourceType}/([^/]+)(?:/_history/[^/]+)?$`).exec(text);
-  return match?.[1] ?? null;
-}
-
-/** Milliseconds since the epoch, or null for a missing or unreadable FHIR date/dateTime/instant. */
-export function parseFhirTime(value: unknown): number | null {
-  if (typeof value !== 'string' || value.length < 4) return null;
-  const parsed = Date.parse(value);
-  return Number.isNaN(parsed) ? null : parsed;
-}
-
-function codings(concept: CodeableConcept | undefined): Coding[] {
-  return asArray(concept?.coding).filter((coding): coding is Coding => typeof coding === 'object' && coding !== null);
-}
-
-function hasCoding(concept: CodeableConcept | undefined, system: string, code: string): boolean {
-  return codings(concept).some((coding) => coding.system === system && coding.code === code);
-}
-
-function conceptText(concept: CodeableConcept | undefined): string | null {
-  if (typeof concept?.text === 'string' && concept.text.trim()) return concept.text.trim();
-  for (const coding of codings(concept)) {
-    if (typeof coding.display === 'string' && coding.display.trim()) return coding.display.trim();
-  }
-  for (const coding of codings(concept)) {
-    if (typeof coding.code === 'string' && coding.code.trim()) return coding.code.trim();
-  }
-  return null;
-}
+// Readers of this ingest's own (the shared ones are in ../fhir/resource-readers.ts).
 
 /** Lower-case, hyphen-separated; the stable part of an item code. */
 export function slugify(text: string): string {
@@ -194,10 +168,6 @@ export function slugify(text: string): string {
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '')
     .slice(0, 80);
-}
-
-function isEnteredInError(resource: { status?: string }): boolean {
-  return resource.status === 'entered-in-error';
 }
 
 function minutesBetween(from: number, to: number): number {
@@ -245,7 +215,7 @@ function disposition(encounter: Encounter): string | null {
   const concept = encounter.hospitalization?.dischargeDisposition;
   const coded = codings(concept).find((coding) => typeof coding.code === 'string' && coding.code.trim());
   const value = coded?.code ?? (typeof concept?.text === 'string' ? concept.text : undefined);
-  return value?.trim() ? value.trim().slice(0, 100) : null;
+  return value?.trim() ? removeIdentifierShapes(value.trim()).slice(0, 100) : null;
 }
 
 function isAdmittedDisposition(value: string): boolean {
@@ -314,30 +284,6 @@ export function classifyServiceRequest(request: ServiceRequest): ServiceRequestC
 function preferredCoding(concept: CodeableConcept | undefined): Coding | undefined {
   const withCode = codings(concept).filter((coding) => typeof coding.code === 'string' && coding.code.trim());
   return withCode.find((coding) => coding.system === loinc) ?? withCode[0];
-}
-
-function isLaboratory(observation: Observation): boolean {
-  return asArray(observation.category).some((category) =>
-    codings(category).some((coding) => coding.code === 'laboratory'),
-  );
-}
-
-function observationTime(observation: Observation): number | null {
-  return (
-    parseFhirTime(observation.effectiveDateTime) ??
-    parseFhirTime(observation.effectiveInstant) ??
-    parseFhirTime(observation.effectivePeriod?.start) ??
-    parseFhirTime(observation.issued)
-  );
-}
-
-function referenceKey(reference: Reference | undefined): string | null {
-  if (!reference) return null;
-  const identifier = reference.identifier;
-  if (identifier && typeof identifier.value === 'string' && identifier.value) {
-    return `${identifier.system ?? ''}|${identifier.value}`;
-  }
-  return typeof reference.reference === 'string' && reference.reference ? reference.reference : null;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -592,7 +538,8 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       .map((reason) => conceptText(reason))
       .filter((text): text is string => text !== null);
     const fullComplaint = [...new Set(complaintText.length > 0 ? complaintText : reasonText)].join(', ').replace(/\s+/g, ' ').trim();
-    const chiefComplaintText = fullComplaint ? fullComplaint.slice(0, maximumComplaintLength) : null;
+    // Stored text only: triage notes can carry phone numbers, e-mail addresses, dates (Safe Harbor, docs/privacy.md).
+    const chiefComplaintText = fullComplaint ? removeIdentifierShapes(fullComplaint).slice(0, maximumComplaintLength) : null;
 
     const ownCodes = new Set<string>();
     const historyCodes = new Set<string>();
@@ -716,4 +663,73 @@ function medicationContext(medication: MedicationDispense | MedicationAdministra
     case 'MedicationRequest':
       return { reference: medication.encounter, time: parseFhirTime(medication.authoredOn), clinician: referenceKey(medication.requester) };
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// What the conversion reads. The ingest keeps resources on disk between reading the files and converting a
+// patient (Bulk Data files are split by type, the conversion needs a patient's resources together); only the
+// top-level fields read above are kept, so that staging stays small. A field read above must be listed here:
+// test/ingest/conversion-input.test.ts converts the whole demo from full and from reduced resources and
+// compares the rows.
+
+const timesOfObservation = ['effectiveDateTime', 'effectiveInstant', 'effectivePeriod', 'issued'] as const;
+
+const fieldsRead = {
+  Patient: ['id', 'gender', 'birthDate'],
+  Encounter: ['id', 'status', 'class', 'identifier', 'partOf', 'period', 'hospitalization', 'reasonCode'],
+  Condition: ['status', 'verificationStatus', 'encounter', 'recordedDate', 'onsetDateTime', 'code'],
+  TriageObservation: ['status', 'code', 'encounter', ...timesOfObservation, 'valueString', 'valueCodeableConcept', 'valueInteger', 'valueQuantity'],
+  LabObservation: ['status', 'category', 'code', 'encounter', ...timesOfObservation, 'specimen'],
+  ServiceRequest: ['status', 'intent', 'code', 'category', 'authoredOn', 'occurrenceDateTime', 'occurrencePeriod', 'encounter', 'requester'],
+  MedicationDispense: ['status', 'medicationCodeableConcept', 'medicationReference', 'context', 'whenHandedOver', 'whenPrepared', 'performer'],
+  MedicationAdministration: ['status', 'medicationCodeableConcept', 'medicationReference', 'context', 'encounter', 'effectiveDateTime', 'effectivePeriod', 'performer'],
+  MedicationRequest: ['status', 'medicationCodeableConcept', 'medicationReference', 'encounter', 'authoredOn', 'requester'],
+  Procedure: ['status', 'encounter', 'code', 'performedDateTime', 'performedPeriod', 'performer'],
+} as const satisfies Record<string, readonly string[]>;
+
+/** A resource as the ingest hands it over: any JSON object with a resourceType. */
+export interface ResourceLike {
+  readonly resourceType: string;
+  readonly [field: string]: unknown;
+}
+
+function pick(resource: ResourceLike, fields: readonly string[]): ResourceLike {
+  const reduced: Record<string, unknown> = { resourceType: resource.resourceType };
+  for (const field of fields) if (resource[field] !== undefined) reduced[field] = resource[field];
+  return reduced as ResourceLike;
+}
+
+/**
+ * The part of a resource that cohortRecordsForPatient reads, or null when it reads none of it: types it does
+ * not use (MedicationStatement: home medications; Location, …) and Observations other than labs and the triage
+ * complaint and acuity (vital signs, pain scores). Medication resources are read through medicationNameOf.
+ */
+export function reduceForConversion(resource: ResourceLike): ResourceLike | null {
+  switch (resource.resourceType) {
+    case 'Patient':
+    case 'Encounter':
+    case 'Condition':
+    case 'ServiceRequest':
+    case 'MedicationDispense':
+    case 'MedicationAdministration':
+    case 'MedicationRequest':
+    case 'Procedure':
+      return pick(resource, fieldsRead[resource.resourceType]);
+    case 'Observation': {
+      // The same tests, in the same order, as the observation loop of cohortRecordsForPatient.
+      const observation = resource as unknown as Observation;
+      if (hasCoding(observation.code, loinc, chiefComplaintLoinc) || hasCoding(observation.code, loinc, acuityLoinc)) {
+        return pick(resource, fieldsRead.TriageObservation);
+      }
+      return isLaboratory(observation) ? pick(resource, fieldsRead.LabObservation) : null;
+    }
+    default:
+      return null;
+  }
+}
+
+/** The name a Medication resource gives its product (for `medicationReference`), or null. */
+export function medicationNameOf(medication: Medication): string | null {
+  const name = medication.code?.text ?? codings(medication.code).find((coding) => coding.display)?.display;
+  return typeof name === 'string' ? name : null;
 }

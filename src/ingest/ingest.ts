@@ -1,43 +1,67 @@
-import type {
-  Condition,
-  Encounter,
-  Medication,
-  MedicationAdministration,
-  MedicationDispense,
-  MedicationRequest,
-  Observation,
-  Patient,
-  Procedure,
-  Reference,
-  ServiceRequest,
-} from '@medplum/fhirtypes';
+import { createHash, randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { ComplaintVocabulary } from '../cohort/complaint.js';
 import { loadIcd9ToIcd10Map } from '../db/code-table.repository.js';
-import { rebuildLabPanels, saveCohortEncounters } from '../db/cohort-encounter.repository.js';
+import {
+  analyzeCohortTables,
+  countCohortEncounters,
+  dropItemKeysForBulkLoad,
+  insertingCohortWriter,
+  isItemBulkLoadPending,
+  openCopyingCohortWriter,
+  rebuildLabPanels,
+  restoreItemKeys,
+  type CohortWriter,
+} from '../db/cohort-encounter.repository.js';
+import { recordAuditEvent } from '../db/audit.repository.js';
+import { refreshCohortAggregates } from '../db/cohort-aggregate.repository.js';
 import { loadComplaintVocabulary } from '../db/complaint.repository.js';
 import type { Database } from '../db/database.js';
-import { finishIngestRun, startIngestRun } from '../db/ingest-run.repository.js';
-import type { Icd9ToIcd10Map } from '../fhir/icd.js';
-import type { KeyHasher } from './deidentify.js';
 import {
-  acuityLoinc,
-  chiefComplaintLoinc,
-  cohortRecordsForPatient,
-  loinc,
-  type CohortEncounterRecord,
-  type PatientResources,
-} from './fhir-to-cohort.js';
-import { listNdjsonFiles, readNdjsonFile, type FhirResource, type MalformedLine } from './ndjson-reader.js';
+  findUnfinishedIngestRun,
+  finishIngestRun,
+  listIngestRunBatches,
+  listOptedOutPatientKeys,
+  recordIngestRunBatch,
+  startIngestRun,
+} from '../db/ingest-run.repository.js';
+import { deleteEncountersOfPatients, recordOptOuts } from '../db/opt-out.repository.js';
+import type { Icd9ToIcd10Map } from '../fhir/icd.js';
+import { applyOptOuts } from '../privacy/opt-out.js';
+import type { KeyHasher } from './deidentify.js';
+import { defaultIngestThreads, openIngestProcessor, type ProcessedBatch } from './ingest-processor.js';
+import { listNdjsonFiles, type MalformedLine } from './ndjson-reader.js';
+import {
+  chooseBatchCount,
+  describeInputFiles,
+  describeStagingKey,
+  removeStaging,
+  stageInput,
+} from './staging.js';
 
 export interface IngestProgress {
-  readonly phase: 'reading' | 'loading' | 'panels' | 'done';
+  /**
+   * reading: the input is staged; loading: batches of patients are converted and stored; indexing: after a
+   * bulk load, the keys of the item tables are built; panels: lab panels are derived.
+   */
+  readonly phase: 'reading' | 'loading' | 'indexing' | 'panels' | 'done';
   /** The file being read, in the reading phase. */
   readonly file?: string;
   readonly filesRead: number;
   readonly filesTotal: number;
   readonly resourcesRead: number;
+  /** reading: bytes of the input files read; loading: bytes of staged input converted and stored. */
+  readonly done: number;
+  /** …of this many. */
+  readonly total: number;
+  readonly batchesLoaded: number;
+  readonly batchesTotal: number;
+  /** Encounters stored by this run, including those stored before it was interrupted. */
   readonly encountersLoaded: number;
+  /** Whether this run goes on from an interrupted one. */
+  readonly resumed: boolean;
 }
 
 export interface IngestOptions {
@@ -52,7 +76,22 @@ export interface IngestOptions {
   readonly labLeadMinutes?: number;
   /** What ingest_run.source records; the paths by default. */
   readonly source?: string;
-  /** Called per file and every few thousand resources; throttle in the caller. */
+  /**
+   * The postgres:// URL of the database `db` is on: rows are then loaded with COPY on a connection of the
+   * ingest's own. Without it they go through `db` as multi-row INSERTs (PGlite, or small loads).
+   */
+  readonly databaseUrl?: string;
+  /** Where runs stage their input, a folder per run, removed when it finishes; the system's temporary folder by default. */
+  readonly stagingDirectory?: string;
+  /** Batches of patients; by default about one per 32 MB of uncompressed input (1 for the demo). */
+  readonly batches?: number;
+  /**
+   * Worker threads that parse and convert (one per core, at most 4, by default). They need a hasher made by
+   * createKeyHasher and the built JavaScript (or the project's TypeScript hooks); otherwise, or with 0, the
+   * work stays on the main thread, with the same result.
+   */
+  readonly threads?: number;
+  /** Called while reading (every few thousand resources) and after each batch; throttle in the caller. */
   readonly onProgress?: (progress: IngestProgress) => void;
   readonly log?: (message: string) => void;
 }
@@ -65,6 +104,7 @@ export interface IngestReport {
     readonly resources: number;
     readonly byResourceType: Record<string, number>;
   };
+  /** What the run stored, counting batches stored before an interruption. */
   readonly loaded: { readonly encounters: number; readonly items: number; readonly draws: number; readonly labPanels: number };
   readonly skipped: {
     /** Malformed lines. */
@@ -76,231 +116,292 @@ export interface IngestReport {
   };
   /** The malformed lines (the first 1,000), with file and line number. */
   readonly malformed: readonly MalformedLine[];
+  readonly batches: {
+    readonly total: number;
+    /** Batches an interrupted run had stored, skipped by this one. */
+    readonly storedBefore: number;
+  };
+  /** Whether the run went on from an interrupted one. */
+  readonly resumed: boolean;
+  /** Patients kept out of the cohort (docs/privacy.md). */
+  readonly optOuts: {
+    /** Patients whose Consent in the input refuses research use; recorded in patient_opt_out (source `consent`). */
+    readonly consentRefusals: number;
+    /** …of which had not opted out before. */
+    readonly newlyOptedOut: number;
+    /** Refusals whose patient could not be told (no `Patient/<id>` reference): nobody could be excluded for them. */
+    readonly unresolvedConsents: number;
+    /** Encounters of opted-out patients deleted by this run (loaded by earlier ingests, or opted out while it ran). */
+    readonly encountersRemoved: number;
+  };
+  /** Time taken by this process. */
   readonly durationMs: number;
 }
 
-const maximumMalformedListed = 1000;
-const recordsPerTransaction = 250;
-const progressEveryResources = 5000;
-
-interface MutablePatientResources {
-  patient: Patient | undefined;
-  encounters: Encounter[];
-  conditions: Condition[];
-  observations: Observation[];
-  serviceRequests: ServiceRequest[];
-  medications: Array<MedicationDispense | MedicationAdministration | MedicationRequest>;
-  procedures: Procedure[];
-}
-
-function patientIdOf(reference: unknown): string | null {
-  const text = (reference as Reference | undefined)?.reference;
-  if (typeof text !== 'string') return null;
-  const match = /(?:^|\/)Patient\/([^/]+)(?:\/_history\/[^/]+)?$/.exec(text);
-  return match?.[1] ?? null;
-}
-
-function codesOf(observation: Observation): string[] {
-  const coding = observation.code?.coding;
-  return Array.isArray(coding) ? coding.filter((entry) => entry?.system === loinc).map((entry) => entry.code ?? '') : [];
-}
-
-/** Keeps, per patient, the resources the conversion reads; everything else is only counted. */
-class PatientResourceCollector {
-  readonly byPatient = new Map<string, MutablePatientResources>();
-  readonly medicationNames = new Map<string, string>();
-  ignoredWithoutPatient = 0;
-
-  private resourcesOf(patientId: string): MutablePatientResources {
-    let resources = this.byPatient.get(patientId);
-    if (!resources) {
-      resources = { patient: undefined, encounters: [], conditions: [], observations: [], serviceRequests: [], medications: [], procedures: [] };
-      this.byPatient.set(patientId, resources);
-    }
-    return resources;
-  }
-
-  add(resource: FhirResource): void {
-    switch (resource.resourceType) {
-      case 'Patient': {
-        const patient = resource as unknown as Patient;
-        if (typeof patient.id === 'string') this.resourcesOf(patient.id).patient = patient;
-        return;
-      }
-      case 'Medication': {
-        const medication = resource as unknown as Medication;
-        const name = medication.code?.text ?? medication.code?.coding?.find((coding) => coding.display)?.display;
-        if (typeof medication.id === 'string' && typeof name === 'string') this.medicationNames.set(medication.id, name);
-        return;
-      }
-      case 'Encounter':
-      case 'Condition':
-      case 'Observation':
-      case 'ServiceRequest':
-      case 'MedicationDispense':
-      case 'MedicationAdministration':
-      case 'MedicationRequest':
-      case 'Procedure':
-        break;
-      default:
-        // MedicationStatement (home medications), Location, Organization, …: not part of what the ED did.
-        return;
-    }
-    const patientId = patientIdOf(resource.subject) ?? patientIdOf(resource.patient);
-    if (patientId === null) {
-      this.ignoredWithoutPatient += 1;
-      return;
-    }
-    const resources = this.resourcesOf(patientId);
-    switch (resource.resourceType) {
-      case 'Encounter':
-        resources.encounters.push(resource as unknown as Encounter);
-        return;
-      case 'Condition':
-        resources.conditions.push(resource as unknown as Condition);
-        return;
-      case 'Observation': {
-        const observation = resource as unknown as Observation;
-        // Only labs and triage complaint/acuity are read; vitals and pain scores would only take memory.
-        const isLab = observation.category?.some?.((category) => category?.coding?.some?.((coding) => coding?.code === 'laboratory'));
-        const codes = codesOf(observation);
-        if (isLab || codes.includes(chiefComplaintLoinc) || codes.includes(acuityLoinc)) resources.observations.push(observation);
-        return;
-      }
-      case 'ServiceRequest':
-        resources.serviceRequests.push(resource as unknown as ServiceRequest);
-        return;
-      case 'Procedure':
-        resources.procedures.push(resource as unknown as Procedure);
-        return;
-      default:
-        resources.medications.push(resource as unknown as MedicationDispense | MedicationAdministration | MedicationRequest);
-    }
-  }
-}
+/** Fewer batches than this are loaded into the indexed tables even when the cohort is empty. */
+const minimumBulkLoadBatches = 4;
 
 function increment(counts: Record<string, number>, key: string, by = 1): void {
   counts[key] = (counts[key] ?? 0) + by;
 }
 
+function fingerprintOf(inputKey: string, options: IngestOptions): string {
+  return createHash('sha256')
+    .update(
+      JSON.stringify({
+        inputKey,
+        site: options.site ?? 'default',
+        labLeadMinutes: options.labLeadMinutes ?? null,
+        // Another hashing secret gives other keys: a run resumed with it would store a mix.
+        keys: options.hasher('patient', '\u0000cohort-cds ingest fingerprint'),
+      }),
+    )
+    .digest('hex');
+}
+
 /**
  * Reads FHIR NDJSON files or Bulk Data export folders, turns each ED stay into de-identified cohort rows and
- * stores them (idempotently), then rebuilds the lab panels. Each file is streamed once; the resources kept
- * are grouped by patient in memory until every file is read.
+ * stores them (idempotently: an encounter key is replaced, and left untouched when nothing changed), then
+ * rebuilds the lab panels. Memory stays bounded whatever the input size: the input is streamed once into
+ * staging files by patient (staging.ts), then converted and stored one batch of patients at a time, each
+ * batch in one transaction that also marks it done. A run that was interrupted (killed, a lost connection)
+ * is resumed by calling this again with the same paths and options: staging goes on from its last
+ * checkpoint and stored batches are skipped.
  */
 export async function ingestPaths(db: Kysely<Database>, paths: readonly string[], options: IngestOptions): Promise<IngestReport> {
   const started = Date.now();
   const files = await listNdjsonFiles(paths);
   if (files.length === 0) throw new Error(`no NDJSON files (*.ndjson, *.ndjson.gz) in ${paths.join(', ')}`);
-  const source = options.source ?? paths.join(', ');
-  const ingestRunId = await startIngestRun(db, source);
-  const vocabulary = options.vocabulary ?? (await loadComplaintVocabulary(db));
-  const icd9Map = options.icd9Map ?? (await loadIcd9ToIcd10Map(db));
+  const inputs = await describeInputFiles(files);
+  const batchCount = options.batches ?? chooseBatchCount(inputs);
+  const fingerprint = fingerprintOf(describeStagingKey(inputs, batchCount), options);
 
-  const malformed: MalformedLine[] = [];
-  let malformedCount = 0;
-  const byResourceType: Record<string, number> = {};
-  let lines = 0;
-  let resourcesRead = 0;
-  let filesRead = 0;
-  const collector = new PatientResourceCollector();
-  const progress = (phase: IngestProgress['phase'], extra: Partial<IngestProgress> = {}) =>
-    options.onProgress?.({ phase, filesRead, filesTotal: files.length, resourcesRead, encountersLoaded: 0, ...extra });
+  // The COPY writer takes the database's ingest lock before a run is looked up, so two runs never share one.
+  const writer: CohortWriter = options.databaseUrl ? await openCopyingCohortWriter(options.databaseUrl) : insertingCohortWriter(db);
+  try {
+    const unfinished = await findUnfinishedIngestRun(db, fingerprint);
+    const stagingBase = path.resolve(options.stagingDirectory ?? path.join(tmpdir(), 'cohort-cds-ingest'));
+    const stagingDirectory = unfinished?.stagingDirectory ?? path.join(stagingBase, `run-${randomBytes(8).toString('hex')}`);
+    const ingestRunId = unfinished?.ingestRunId ?? (await startIngestRun(db, { source: options.source ?? paths.join(', '), fingerprint, stagingDirectory }));
+    const resumed = unfinished !== undefined;
+    if (resumed) options.log?.(`resuming ingest run ${ingestRunId}, interrupted earlier`);
+    const vocabulary = options.vocabulary ?? (await loadComplaintVocabulary(db));
+    const icd9Map = options.icd9Map ?? (await loadIcd9ToIcd10Map(db));
+    // Patients opted out before the run are never converted; those who opt out while it runs are removed at the end.
+    const optedOutPatientKeys = await listOptedOutPatientKeys(db);
 
-  for (const file of files) {
-    progress('reading', { file });
-    const records = readNdjsonFile(file, {
-      onMalformed: (line) => {
-        malformedCount += 1;
-        if (malformed.length < maximumMalformedListed) malformed.push(line);
+    const storedBefore = await listIngestRunBatches(db, ingestRunId);
+    let encountersLoaded = [...storedBefore.values()].reduce((sum, counts) => sum + (counts.encounters ?? 0), 0);
+    const progress = (update: Partial<IngestProgress> & Pick<IngestProgress, 'phase' | 'done' | 'total'>) =>
+      options.onProgress?.({
+        filesRead: 0,
+        filesTotal: inputs.length,
+        resourcesRead: 0,
+        batchesLoaded: storedBefore.size,
+        batchesTotal: batchCount,
+        encountersLoaded,
+        resumed,
+        ...update,
+      });
+
+    const processor = await openIngestProcessor({
+      threads: options.threads ?? defaultIngestThreads(),
+      batchCount,
+      stagingDirectory,
+      hasher: options.hasher,
+      settings: {
+        vocabulary,
+        icd9Map,
+        site: options.site ?? 'default',
+        optedOutPatientKeys,
+        ...(options.labLeadMinutes === undefined ? {} : { labLeadMinutes: options.labLeadMinutes }),
       },
-      onFileEnd: (_file, count) => {
-        lines += count;
-      },
+      output: writer.method === 'copy' ? 'copy' : 'records',
+      ...(options.log ? { log: options.log } : {}),
     });
-    for await (const { resource } of records) {
-      resourcesRead += 1;
-      increment(byResourceType, resource.resourceType);
-      collector.add(resource);
-      if (resourcesRead % progressEveryResources === 0) progress('reading', { file });
-    }
-    filesRead += 1;
-  }
-  options.log?.(`read ${resourcesRead} resources from ${files.length} files; converting ${collector.byPatient.size} patients`);
-
-  const reasons: Record<string, number> = {};
-  if (collector.ignoredWithoutPatient > 0) increment(reasons, 'resource-without-patient', collector.ignoredWithoutPatient);
-  let emergencyStays = 0;
-  const loaded = { encounters: 0, items: 0, draws: 0 };
-  let pending: CohortEncounterRecord[] = [];
-  const flush = async () => {
-    if (pending.length === 0) return;
-    const batch = pending;
-    pending = [];
-    const saved = await db.transaction().execute((trx) => saveCohortEncounters(trx, batch));
-    loaded.encounters += saved.encounters;
-    loaded.items += saved.items;
-    loaded.draws += saved.draws;
-    progress('loading', { encountersLoaded: loaded.encounters });
-  };
-
-  const context = {
-    hasher: options.hasher,
-    vocabulary,
-    icd9Map,
-    site: options.site ?? 'default',
-    medicationNames: collector.medicationNames,
-    ...(options.labLeadMinutes === undefined ? {} : { labLeadMinutes: options.labLeadMinutes }),
-  };
-  const patientIds = [...collector.byPatient.keys()].sort();
-  for (const patientId of patientIds) {
-    const resources: PatientResources | undefined = collector.byPatient.get(patientId);
-    if (!resources) continue;
-    collector.byPatient.delete(patientId);
-    let conversion;
+    let staged;
+    let bulkLoad = false;
     try {
-      conversion = cohortRecordsForPatient(resources, context);
-    } catch (error) {
-      // One patient's odd resources must not stop the run; the cause goes to the log, not the report.
-      increment(reasons, 'patient-conversion-error');
-      options.log?.(`could not convert one patient's resources: ${(error as Error).message}`);
-      continue;
+      staged = await stageInput(stagingDirectory, inputs, batchCount, {
+        stage: (lines, firstLine) => processor.stage(lines, firstLine),
+        concurrency: Math.max(1, processor.threads * 2),
+        onProgress: (reading) =>
+          progress({
+            phase: 'reading',
+            file: reading.file,
+            filesRead: reading.fileIndex,
+            resourcesRead: reading.resourcesRead,
+            done: reading.bytesRead,
+            total: reading.bytesTotal,
+          }),
+      });
+      options.log?.(
+        `read ${staged.counts.resources} resources from ${inputs.length} files; converting ${batchCount} batch(es) of patients` +
+          (processor.threads > 0 ? ` on ${processor.threads} worker threads` : ''),
+      );
+
+      const stagedBytes = staged.batchBytes.reduce((sum, bytes) => sum + bytes, 0);
+      let bytesLoaded = 0;
+      for (const batch of storedBefore.keys()) bytesLoaded += staged.batchBytes[batch] ?? 0;
+      let batchesLoaded = storedBefore.size;
+      const loadingProgress = () =>
+        progress({ phase: 'loading', done: bytesLoaded, total: stagedBytes, batchesLoaded, resourcesRead: staged!.counts.resources, filesRead: inputs.length });
+      loadingProgress();
+
+      // A large load into an empty cohort (or one that a bulk load left without item keys) goes in bare and
+      // builds the keys once at the end; otherwise rows are added to the indexed tables.
+      const todo = Array.from({ length: batchCount }, (_, batch) => batch).filter((batch) => !storedBefore.has(batch));
+      const bulkLoadPending = await isItemBulkLoadPending(db);
+      if (writer.method === 'copy') {
+        bulkLoad = bulkLoadPending || (todo.length >= minimumBulkLoadBatches && (await countCohortEncounters(db)) === 0);
+        if (bulkLoad) {
+          options.log?.('bulk load into an empty cohort: item keys and indexes are built once at the end');
+          await dropItemKeysForBulkLoad(db);
+        }
+      } else if (bulkLoadPending) {
+        // An interrupted bulk load left the item tables bare; INSERT … ON CONFLICT needs their keys.
+        await restoreItemKeys(db);
+      }
+
+      // Conversions run ahead (one per worker) while the previous batch is written: the database, which
+      // needs a core of its own, and the conversion overlap. Batches are written one at a time, in order.
+      const ahead = Math.max(1, processor.threads);
+      const conversions = new Map<number, Promise<ProcessedBatch>>();
+      const convert = (index: number) => {
+        const batch = todo[index];
+        if (batch === undefined || conversions.has(batch)) return;
+        const converting = processor.convert(batch);
+        converting.catch(() => undefined);
+        conversions.set(batch, converting);
+      };
+      let saving: Promise<Error | null> = Promise.resolve(null);
+      for (let index = 0; index < todo.length; index += 1) {
+        for (let next = index; next < index + ahead; next += 1) convert(next);
+        const batch = todo[index]!;
+        const waitStarted = Date.now();
+        const converted = await conversions.get(batch)!;
+        conversions.delete(batch);
+        const failure = await saving;
+        if (failure) throw failure;
+        const saveStarted = Date.now();
+        if (process.env.INGEST_DEBUG) options.log?.(`batch ${batch} converted; waited ${saveStarted - waitStarted} ms`);
+        saving = writer
+          .save(converted.batch, async (trx, saved) => {
+            const optOutCounts: Record<string, number> = {};
+            if (converted.consentRefusalKeys.length > 0) {
+              // With the batch: the refusal is on record before the run can be seen as done, and what earlier
+              // ingests loaded for these patients goes in the same transaction.
+              const keys = [...converted.consentRefusalKeys];
+              optOutCounts.newlyOptedOut = await recordOptOuts(
+                trx,
+                keys.map((patientKey) => ({ patientKey, source: 'consent' as const, recordedBy: 'ingest' })),
+              );
+              optOutCounts.encountersRemoved = (await deleteEncountersOfPatients(trx, keys)).encounters;
+            }
+            await recordIngestRunBatch(trx, ingestRunId, batch, { ...converted.counts, ...saved, ...optOutCounts });
+          })
+          .then(
+            (saved) => {
+              if (process.env.INGEST_DEBUG) options.log?.(`batch ${batch} saved in ${Date.now() - saveStarted} ms`);
+              encountersLoaded += saved.encounters;
+              bytesLoaded += staged!.batchBytes[batch] ?? 0;
+              batchesLoaded += 1;
+              loadingProgress();
+              return null;
+            },
+            (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+          );
+      }
+      const failure = await saving;
+      if (failure) throw failure;
+    } finally {
+      await processor.close();
     }
-    emergencyStays += conversion.emergencyStays;
-    for (const [reason, count] of Object.entries(conversion.skipped)) increment(reasons, reason, count);
-    pending.push(...conversion.records);
-    if (pending.length >= recordsPerTransaction) await flush();
+    const { counts: read } = staged;
+    const stagedBytes = staged.batchBytes.reduce((sum, bytes) => sum + bytes, 0);
+    const batchesLoaded = batchCount;
+
+    if (bulkLoad) {
+      progress({ phase: 'indexing', done: stagedBytes, total: stagedBytes, batchesLoaded });
+      await restoreItemKeys(db);
+    }
+    // Patients who opted out through the API while the run went on (docs/privacy.md): after the keys are back,
+    // since their deletion cascades to the items.
+    const removedAfterLoad = await applyOptOuts(db);
+    if (writer.method === 'copy') await analyzeCohortTables(db);
+    progress({ phase: 'panels', done: stagedBytes, total: stagedBytes, batchesLoaded });
+    const panels = await rebuildLabPanels(db);
+    // Hooks read precomputed cohort statistics: a new generation of them, switched to when complete.
+    await refreshCohortAggregates(db);
+
+    // The totals of every batch of the run, those stored before an interruption included.
+    const totals: Record<string, number> = {};
+    for (const counts of (await listIngestRunBatches(db, ingestRunId)).values()) {
+      for (const [key, value] of Object.entries(counts)) increment(totals, key, value);
+    }
+    const reasons: Record<string, number> = {};
+    if (read.withoutPatient > 0) reasons['resource-without-patient'] = read.withoutPatient;
+    for (const [key, value] of Object.entries(totals)) if (key.startsWith('skipped.')) increment(reasons, key.slice('skipped.'.length), value);
+    const skippedEncounters = Object.entries(reasons)
+      .filter(([reason]) => reason.startsWith('encounter-'))
+      .reduce((sum, [, count]) => sum + count, 0);
+    const loaded = { encounters: totals.encounters ?? 0, items: totals.items ?? 0, draws: totals.draws ?? 0, labPanels: panels.length };
+    const optOuts = {
+      consentRefusals: totals.consentRefusals ?? 0,
+      newlyOptedOut: totals.newlyOptedOut ?? 0,
+      unresolvedConsents: read.unresolvedConsents,
+      encountersRemoved: (totals.encountersRemoved ?? 0) + removedAfterLoad.encounters,
+    };
+
+    const report: IngestReport = {
+      ingestRunId,
+      read: { files: read.files, lines: read.lines, resources: read.resources, byResourceType: read.byResourceType },
+      loaded,
+      skipped: { lines: read.malformedCount, encounters: skippedEncounters, reasons },
+      malformed: read.malformed,
+      batches: { total: batchCount, storedBefore: storedBefore.size },
+      resumed,
+      optOuts,
+      durationMs: Date.now() - started,
+    };
+    if (optOuts.consentRefusals + optOuts.unresolvedConsents > 0) {
+      // How many, never who; before the run is marked finished, so that a resumed run cannot lose it (as recordConsentOptOuts in privacy/opt-out.ts).
+      await recordAuditEvent(db, {
+        actor: 'ingest',
+        action: 'patient.opt-out.consent',
+        details: {
+          source: 'consent',
+          ingestRunId,
+          patients: optOuts.consentRefusals,
+          newlyOptedOut: optOuts.newlyOptedOut,
+          unresolved: optOuts.unresolvedConsents,
+          encountersRemoved: totals.encountersRemoved ?? 0,
+        },
+      });
+    }
+    await finishIngestRun(db, ingestRunId, {
+      files: read.files,
+      lines: read.lines,
+      resources: read.resources,
+      emergencyStays: totals.emergencyStays ?? 0,
+      encounters: loaded.encounters,
+      items: loaded.items,
+      draws: loaded.draws,
+      labPanels: panels.length,
+      skippedLines: read.malformedCount,
+      skippedEncounters,
+      batches: batchCount,
+      batchesStoredBefore: storedBefore.size,
+      consentRefusals: optOuts.consentRefusals,
+      unresolvedConsents: optOuts.unresolvedConsents,
+      optOutEncountersRemoved: optOuts.encountersRemoved,
+      ...Object.fromEntries(Object.entries(reasons).map(([reason, count]) => [`skipped.${reason}`, count])),
+      durationMs: report.durationMs,
+    });
+    removeStaging(staged.directory);
+    progress({ phase: 'done', done: stagedBytes, total: stagedBytes, batchesLoaded });
+    return report;
+  } finally {
+    await writer.close();
   }
-  await flush();
-
-  progress('panels', { encountersLoaded: loaded.encounters });
-  const panels = await rebuildLabPanels(db);
-  const skippedEncounters = Object.entries(reasons)
-    .filter(([reason]) => reason.startsWith('encounter-'))
-    .reduce((sum, [, count]) => sum + count, 0);
-
-  const report: IngestReport = {
-    ingestRunId,
-    read: { files: files.length, lines, resources: resourcesRead, byResourceType },
-    loaded: { ...loaded, labPanels: panels.length },
-    skipped: { lines: malformedCount, encounters: skippedEncounters, reasons },
-    malformed,
-    durationMs: Date.now() - started,
-  };
-  await finishIngestRun(db, ingestRunId, {
-    files: files.length,
-    lines,
-    resources: resourcesRead,
-    emergencyStays,
-    encounters: loaded.encounters,
-    items: loaded.items,
-    draws: loaded.draws,
-    labPanels: panels.length,
-    skippedLines: malformedCount,
-    skippedEncounters,
-    ...Object.fromEntries(Object.entries(reasons).map(([reason, count]) => [`skipped.${reason}`, count])),
-    durationMs: report.durationMs,
-  });
-  progress('done', { encountersLoaded: loaded.encounters });
-  return report;
 }

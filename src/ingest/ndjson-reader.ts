@@ -54,7 +54,8 @@ export async function listNdjsonFiles(paths: readonly string[]): Promise<string[
   return [...new Set(files)];
 }
 
-async function isGzip(file: string): Promise<boolean> {
+/** Whether a file starts with the gzip magic bytes. */
+export async function isGzip(file: string): Promise<boolean> {
   const handle = await open(file, 'r');
   try {
     const { bytesRead, buffer } = await handle.read(Buffer.alloc(2), 0, 2, 0);
@@ -111,4 +112,109 @@ export async function* readNdjsonFile(file: string, options: NdjsonReadOptions =
 /** Streams every resource of every NDJSON file under `paths`, each file read once. */
 export async function* readNdjson(paths: readonly string[], options: NdjsonReadOptions = {}): AsyncGenerator<NdjsonRecord> {
   for (const file of await listNdjsonFiles(paths)) yield* readNdjsonFile(file, options);
+}
+
+export interface NdjsonScanOptions {
+  /** Lines handled by an earlier run: read past without being decoded or handed over. */
+  readonly skipLines?: number;
+  /** Bytes of the file (as stored, compressed or not) read so far; called as they are read. */
+  onBytesRead?(bytes: number): void;
+}
+
+export interface NdjsonScan {
+  /** Lines in the file, or up to where it could not be read further. */
+  readonly lines: number;
+  /** What stopped the reading before the end (a truncated gzip, EIO), if anything did. */
+  readonly error?: Error;
+}
+
+const newline = 0x0a;
+
+/**
+ * Hands the lines of a plain or gzip NDJSON file to `onLines`, a chunk at a time and in order: `firstLine` is
+ * the number (from 1) of the chunk's first line; a byte-order mark and trailing CRs are removed, blank lines
+ * are kept. Lines are cut from the raw chunks with no promise per line: this is the reader for large exports.
+ * The next chunk is read when the promise `onLines` returns (if any) settles.
+ */
+export async function scanNdjsonFile(
+  file: string,
+  onLines: (lines: string[], firstLine: number) => void | Promise<void>,
+  options: NdjsonScanOptions = {},
+): Promise<NdjsonScan> {
+  const skipLines = options.skipLines ?? 0;
+  const source = createReadStream(file, { highWaterMark: 1 << 20 });
+  const input = (await isGzip(file)) ? source.pipe(createGunzip({ chunkSize: 1 << 20 })) : source;
+  if (input !== source) source.on('error', (error) => input.destroy(error));
+  let line = 0;
+  // The start of a line that continues in the next chunk.
+  let carried: Buffer[] = [];
+  let lines: string[] = [];
+  let firstLine = 0;
+  const take = (buffer: Buffer, start: number, end: number) => {
+    line += 1;
+    if (line <= skipLines) return;
+    let stop = end;
+    if (stop > start && buffer[stop - 1] === 0x0d) stop -= 1;
+    let text = buffer.toString('utf8', start, stop);
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (lines.length === 0) firstLine = line;
+    lines.push(text);
+  };
+  const handOver = async () => {
+    if (lines.length === 0) return;
+    const chunk = lines;
+    lines = [];
+    try {
+      await onLines(chunk, firstLine);
+    } catch (error) {
+      throw new LineHandlerFailure(error);
+    }
+  };
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      options.onBytesRead?.(source.bytesRead);
+      let start = 0;
+      let end = chunk.indexOf(newline, start);
+      if (end !== -1 && carried.length > 0) {
+        const joined = Buffer.concat([...carried, chunk.subarray(0, end)]);
+        carried = [];
+        take(joined, 0, joined.length);
+        start = end + 1;
+        end = chunk.indexOf(newline, start);
+      }
+      while (end !== -1) {
+        take(chunk, start, end);
+        start = end + 1;
+        end = chunk.indexOf(newline, start);
+      }
+      if (start < chunk.length) carried.push(chunk.subarray(start));
+      await handOver();
+    }
+    if (carried.length > 0) {
+      const joined = Buffer.concat(carried);
+      carried = [];
+      take(joined, 0, joined.length);
+    }
+    await handOver();
+    options.onBytesRead?.(source.bytesRead);
+    return { lines: line };
+  } catch (error) {
+    // A failure of the caller's handler is the caller's; only reading errors end the file quietly.
+    if (error instanceof LineHandlerFailure) throw error.cause;
+    // Lines complete before the error are still handed over.
+    try {
+      await handOver();
+    } catch (failure) {
+      throw failure instanceof LineHandlerFailure ? failure.cause : failure;
+    }
+    return { lines: line, error: error as Error };
+  } finally {
+    source.destroy();
+  }
+}
+
+class LineHandlerFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super('line handler failed');
+  }
 }

@@ -9,6 +9,7 @@ import { rebuildLabPanels } from '../db/cohort-encounter.repository.js';
 import type { Database, OptOutSource } from '../db/database.js';
 import { deleteEncountersOfPatients, recordOptOuts, type RemovedEncounters } from '../db/opt-out.repository.js';
 import type { KeyHasher } from '../ingest/deidentify.js';
+import { recomputeClinicianReputation } from '../reputation/recompute.js';
 
 /**
  * A FHIR Patient logical id (R4 `id` datatype: https://hl7.org/fhir/R4/datatypes.html#id), optionally written
@@ -42,6 +43,8 @@ export interface OptOutResult {
  */
 async function refreshDerivedData(db: Kysely<Database>, removed: RemovedEncounters): Promise<void> {
   if (removed.labDraws > 0) await rebuildLabPanels(db);
+  // Clinician reputations are statistics of the encounters too (docs/reputation.md): computed again without them.
+  if (removed.encounters > 0) await recomputeClinicianReputation(db);
 }
 
 /**

@@ -115,7 +115,7 @@ describe('cohort-cds evaluate', () => {
     const printed = output.join('');
     expect(printed).toContain('Backtest of rules v1: patient split, holdout 0.2, seed 1');
     expect(printed).toMatch(/Workup \(\d+ held-out encounters received at least one item\)/);
-    expect(printed).toMatch(/Rules v1 +Most frequent items overall +Most frequent items for the chief complaint/);
+    expect(printed).toMatch(/Rules v1 +Rules v1, weighted by clinician reputation +Most frequent items overall +Most frequent items for the chief complaint/);
     expect(printed).toMatch(/weighted recall@10 +\d\.\d{3} \(\d\.\d\d–\d\.\d\d\) n=\d+/);
     expect(printed).toMatch(/admission AUROC/);
     expect(printed).toContain('Calibration, admission: Rules v1');

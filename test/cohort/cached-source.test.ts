@@ -149,3 +149,52 @@ describe('cohortCriteriaKey', () => {
     expect((await cached.describeCohort(esi(3, 3))).size).toBe(9);
   });
 });
+
+describe('CachedCohortSource over a source with a data version', () => {
+  it('empties itself when the source reports a new data version, asking at most once per interval', async () => {
+    let clock = 0;
+    let version = 'generation-1';
+    let versionQuestions = 0;
+    const inner = countingSource();
+    const versioned = Object.assign(inner, {
+      dataVersion: async () => {
+        versionQuestions += 1;
+        return version;
+      },
+    });
+    const cached = new CachedCohortSource(versioned, { maxEntries: 10, ttlMs: 60000, versionCheckMs: 1000, now: () => clock });
+    await cached.describeCohort(criteria(45));
+    await cached.describeCohort(criteria(45));
+    expect(inner.calls).toBe(1);
+    expect(versionQuestions).toBe(1);
+    // Another process ingested: the new version is seen at the next check, not before.
+    version = 'generation-2';
+    clock = 999;
+    await cached.describeCohort(criteria(45));
+    expect(inner.calls).toBe(1);
+    clock = 1000;
+    await cached.describeCohort(criteria(45));
+    expect(versionQuestions).toBe(2);
+    expect(inner.calls).toBe(2);
+    // Same version again: the cache stays.
+    clock = 2500;
+    await cached.describeCohort(criteria(45));
+    expect(versionQuestions).toBe(3);
+    expect(inner.calls).toBe(2);
+  });
+
+  it('keeps serving when the version cannot be read', async () => {
+    let clock = 0;
+    const inner = countingSource();
+    const versioned = Object.assign(inner, {
+      dataVersion: async (): Promise<string> => {
+        throw new Error('database away');
+      },
+    });
+    const cached = new CachedCohortSource(versioned, { maxEntries: 10, ttlMs: 60000, now: () => clock });
+    const first = await cached.countCohorts([criteria(45)]);
+    clock = 5000;
+    expect(await cached.countCohorts([criteria(45)])).toEqual(first);
+    expect(inner.calls).toBe(1);
+  });
+});

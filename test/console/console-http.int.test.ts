@@ -18,7 +18,8 @@ describe('console and explanation page over HTTP', () => {
   beforeAll(async () => {
     testApp = await buildTestApp({ rateLimitPerMinute: 0, publicBaseUrl: 'https://cds.example.org' });
     key = (await createApiKey(testApp.database.db, { name: 'ada', role: 'informaticist', createdBy: 'test' })).key;
-  });
+    // Ingesting the demo takes about 15 s alone; on a machine shared with other work it has taken over a minute.
+  }, 180_000);
 
   afterAll(async () => {
     await testApp.close();

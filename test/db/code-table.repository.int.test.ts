@@ -14,11 +14,9 @@ describe('code tables', () => {
   });
 
   it('loads the bundled ICD-10-CM codes and GEMs into empty tables, and only then', async () => {
-    const started = Date.now();
     const first = await loadCodeTables(database.db, codeTablesDirectory);
     // 25,342 GEM rows less the 433 "no map" rows.
     expect(first).toEqual({ icd10Codes: 95358, icd9ToIcd10Mappings: 24909 });
-    expect(Date.now() - started).toBeLessThan(20000);
     await expect(loadCodeTables(database.db, codeTablesDirectory)).resolves.toEqual({ icd10Codes: 0, icd9ToIcd10Mappings: 0 });
     const chestPain = await database.db.selectFrom('icd10_code').selectAll().where('code', '=', 'R079').executeTakeFirstOrThrow();
     expect(chestPain).toEqual({ code: 'R079', billable: true, short_description: 'Chest pain, unspecified', long_description: 'Chest pain, unspecified' });

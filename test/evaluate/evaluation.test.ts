@@ -119,7 +119,7 @@ describe('evaluateEncounters', () => {
     // of them to be suggested, which leaves short lists (as on the MIMIC demo). A cell size of 3 shows the signal.
     const result = await evaluateEncounters(cohort, { version: 2, rules: rulesSchema.parse({ minCellSize: 3 }) }, { bootstrapResamples: 200 });
     expect(() => evaluationResultSchema.parse(result)).not.toThrow();
-    expect(result.methods.map((one) => one.id)).toEqual(['rules', 'overall-baseline', 'complaint-baseline']);
+    expect(result.methods.map((one) => one.id)).toEqual(['rules', 'rules-reputation-weighted', 'overall-baseline', 'complaint-baseline']);
     const at10 = (id: MethodResult['id']) => method(result, id).workup.atK.find((entry) => entry.k === 10)!;
     expect(at10('rules').weightedRecall.value!).toBeGreaterThan(at10('overall-baseline').weightedRecall.value!);
     expect(at10('complaint-baseline').weightedRecall.value!).toBeGreaterThan(at10('overall-baseline').weightedRecall.value!);

@@ -19,6 +19,9 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/** The app's fixed clock in tests: anything the app stamps (link expiry, audit times) is relative to it. */
+export const testAppNow = new Date('2026-11-23T12:00:00Z');
+
 /** A test database with the MIMIC demo ingested and the app built over it (not listening). */
 export async function buildTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
   const database = await openTestDatabase();
@@ -27,7 +30,7 @@ export async function buildTestApp(overrides: Partial<Config> = {}): Promise<Tes
   const ingest = await ingestPaths(database.db, [mimicDemoDirectory], {
     hasher: createKeyHasher('test-secret-test-secret-test-secret-0123'),
   });
-  const app = await buildApp(buildConfig({ loadDemoCohort: false, ...overrides }), { database, now: () => new Date('2026-11-23T12:00:00Z') });
+  const app = await buildApp(buildConfig({ loadDemoCohort: false, ...overrides }), { database, now: () => testAppNow });
   await app.ready();
   return {
     app,

@@ -33,4 +33,52 @@ describe('ReferenceDataCache', () => {
     expect((await cache.get()).rules.version).toBe(2);
     expect(loads).toBe(2);
   });
+
+  it('serves a stale value while one reload runs in the background, then the reloaded one', async () => {
+    let clock = 0;
+    let loads = 0;
+    let release: () => void = () => undefined;
+    const cache = new ReferenceDataCache(
+      async () => {
+        const n = ++loads;
+        if (n === 2) await new Promise<void>((resolve) => (release = resolve));
+        return loaded(n);
+      },
+      1000,
+      () => clock,
+    );
+    expect((await cache.get()).rules.version).toBe(1);
+    clock = 1500; // past the TTL, within the stale window
+    // Nobody waits for the slow second load: both callers get the first value, and only one reload starts.
+    const [a, b] = await Promise.all([cache.get(), cache.get()]);
+    expect([a.rules.version, b.rules.version]).toEqual([1, 1]);
+    expect(loads).toBe(2);
+    release();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await cache.get()).rules.version).toBe(2);
+    expect(loads).toBe(2);
+  });
+
+  it('makes callers wait when the value is far too old or was invalidated, and reports a failed load', async () => {
+    let clock = 0;
+    let loads = 0;
+    let fail = false;
+    const cache = new ReferenceDataCache(
+      async () => {
+        loads += 1;
+        if (fail) throw new Error('database away');
+        return loaded(loads);
+      },
+      1000,
+      () => clock,
+    );
+    await cache.get();
+    fail = true;
+    clock = 10_000; // ten TTLs: too old to serve
+    await expect(cache.get()).rejects.toThrow('database away');
+    fail = false;
+    expect((await cache.get()).rules.version).toBe(3);
+    cache.invalidate();
+    expect((await cache.get()).rules.version).toBe(4);
+  });
 });

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { hashApiKey } from '../../src/auth/api-key.js';
 import { createApiKey, revokeApiKey } from '../../src/db/api-key.repository.js';
 import { assertValidResponse } from '../../src/hooks/cds-hooks.schema.js';
-import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { buildTestApp, testAppNow, type TestApp } from '../helpers/app.js';
 import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
 
 /** A woman in her sixties with abdominal pain, the demo's most frequent complaint. */
@@ -208,12 +208,13 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
       const link = card.links?.[0];
       expect(link?.type).toBe('absolute');
       const token = new URL(link?.url ?? '').pathname.replace('/explain/', '');
-      const verified = app.explanationLinks.codec.verify(token);
+      // The app's clock is fixed (testAppNow): verify against it, not against the wall clock.
+      const verified = app.explanationLinks.codec.verify(token, testAppNow);
       expect(verified.ok).toBe(true);
       expect(JSON.stringify(verified)).not.toContain('PATIENT');
       const tampered = token.replace(/^./, (first) => (first === 'e' ? 'f' : 'e'));
-      expect(app.explanationLinks.codec.verify(tampered).ok).toBe(false);
-      expect(app.explanationLinks.codec.verify(token, new Date(Date.now() + 366 * 24 * 3600_000))).toEqual({ ok: false, reason: 'expired' });
+      expect(app.explanationLinks.codec.verify(tampered, testAppNow).ok).toBe(false);
+      expect(app.explanationLinks.codec.verify(token, new Date(testAppNow.getTime() + 366 * 24 * 3600_000))).toEqual({ ok: false, reason: 'expired' });
     }
   });
 

@@ -54,7 +54,7 @@ describe('admin API: backtests in the background', () => {
     expect(finished.status).toBe('succeeded');
     const result = evaluationResultSchema.parse(finished.result);
     expect(result.rulesVersion).toBe(active);
-    expect(result.methods.map((method) => method.id)).toEqual(['rules', 'overall-baseline', 'complaint-baseline']);
+    expect(result.methods.map((method) => method.id)).toEqual(['rules', 'rules-reputation-weighted', 'overall-baseline', 'complaint-baseline']);
     expect(result.split.heldOutEncounters).toBeGreaterThan(0);
     expect(finished.progress.phase).toBe('done');
 

@@ -9,6 +9,7 @@ import { activityPage } from './pages/activity.js';
 import { backtestComparePage, backtestPage, backtestRunPage } from './pages/backtest.js';
 import { cohortPage } from './pages/cohort.js';
 import { complaintsPage } from './pages/complaints.js';
+import { feedbackPage } from './pages/feedback.js';
 import { loginPage } from './pages/login.js';
 import { ruleVersionPage, rulesPage } from './pages/rules.js';
 import { tryPatientPage } from './pages/try-patient.js';
@@ -37,6 +38,7 @@ const navigation = [
   { id: 'cohort', label: 'Cohort', href: '/console/cohort' },
   { id: 'complaints', label: 'Complaints', href: '/console/complaints' },
   { id: 'activity', label: 'Activity', href: '/console/activity' },
+  { id: 'feedback', label: 'Feedback', href: '/console/feedback' },
 ];
 
 /** @type {Route[]} */
@@ -50,6 +52,7 @@ const routes = [
   { pattern: '/console/cohort', page: cohortPage, nav: 'cohort', title: 'Cohort' },
   { pattern: '/console/complaints', page: complaintsPage, nav: 'complaints', title: 'Complaint synonyms' },
   { pattern: '/console/activity', page: activityPage, nav: 'activity', title: 'Activity' },
+  { pattern: '/console/feedback', page: feedbackPage, nav: 'feedback', title: 'Feedback' },
 ];
 
 /**

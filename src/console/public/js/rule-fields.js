@@ -22,11 +22,27 @@ export const fieldTexts = {
   relaxationOrder: { label: 'Relaxation order', help: 'When fewer than the minimum cohort size match, these steps apply in this order, each on top of the ones before.', group: 'Relaxation' },
   minCohortSize: { label: 'Minimum cohort size', help: 'No card for a smaller cohort (CMS cell-size rule: 11).', group: 'Privacy', unit: 'visits' },
   minCellSize: { label: 'Minimum cell size', help: 'Counts below this are not shown (“fewer than N”); at most the minimum cohort size.', group: 'Privacy', unit: 'visits' },
+  countNoise: {
+    label: 'Count noise',
+    help: 'Noise on the counts a card shows (i2b2-style): {"kind":"none"}, or {"kind":"gaussian","sigma":1.3,"zeroAtOrBelow":3}, counts at or below the threshold shown as 0.',
+    group: 'Privacy',
+  },
   minItemShare: { label: 'Least item share', help: 'An item must reach this share of the cohort to be suggested (0–1).', group: 'Cards', unit: 'share' },
   routineBaselineShare: { label: 'Routine share', help: 'Items given to this share of all visits or more are one “routine” line (0–1).', group: 'Cards', unit: 'share' },
   maxItemsPerCard: { label: 'Items per card', help: 'At most this many suggestions on a workup or treatment card.', group: 'Cards', unit: 'items' },
   admissionWarningRate: { label: 'Admission warning', help: 'The prognosis card warns at this admission rate or above (0–1).', group: 'Cards', unit: 'share' },
   returnWarningRate: { label: '72-h return warning', help: 'The prognosis card warns at this 72-hour return rate or above (0–1).', group: 'Cards', unit: 'share' },
+  itemWeighting: { label: 'Item ranking weights', help: 'Rank a cohort’s items by plain counts, or by counts weighted with the reputation of the clinician who ordered them; the counts shown stay the true ones.', group: 'Cards' },
+  feedbackRanking: {
+    label: 'Feedback in the ranking',
+    help: 'Use clinicians’ acceptance of past suggestions: {"kind":"none"}, or {"kind":"beta","priorAcceptance":0.5,"priorStrength":20,"minOutcomes":20}.',
+    group: 'Cards',
+  },
+  overrideReasons: {
+    label: 'Override reasons',
+    help: 'Reasons a clinician may pick when dismissing a workup or treatment card: a JSON list of {"system","code","display"}; empty offers none.',
+    group: 'Cards',
+  },
 };
 
 export const fieldGroups = ['Matching', 'Relaxation', 'Privacy', 'Cards', 'Other'];
@@ -44,4 +60,6 @@ export const choiceLabels = {
   'icd10Overlap.any': 'at least one in common',
   'icd10Overlap.all': 'all of the patient’s',
   'icd10Overlap.jaccard': 'Jaccard index',
+  'itemWeighting.none': 'plain counts',
+  'itemWeighting.clinician-reputation': 'clinician reputation',
 };

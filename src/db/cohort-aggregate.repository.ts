@@ -1,0 +1,439 @@
+import { sql, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
+import type { Rules } from '../cohort/rules.js';
+import type {
+  BaselineStatistics,
+  CohortCriteria,
+  CohortSource,
+  CohortStatistics,
+  DescribeCohortOptions,
+  ItemCategory,
+  ItemCount,
+} from '../cohort/types.js';
+import type { VersionedCohortSource } from '../cohort/cached-source.js';
+import { icd10OverlapCondition, panelSystem, SqlCohortSource, textArray } from './cohort-statistics.repository.js';
+import type { Database } from './database.js';
+import { findActiveRuleSet } from './rule-set.repository.js';
+
+/**
+ * Precomputed cohort statistics (migration 0006): per cell of (complaint concept, sex, age in years, acuity, sorted
+ * ICD-10 category set[, site][, start year]) the encounters, admissions, 72-hour returns, the encounters per item
+ * (lab analytes folded into their panel) and per length of stay in minutes. A hook sums the cells its criteria
+ * select instead of scanning its cohort; every answer equals the exact SQL path's (SqlCohortSource), and criteria the
+ * cells cannot answer exactly (exact ICD-10 codes, several complaint concepts, no complaint, a site or look-back
+ * window the generation is not split by, clinician weighting) go to that path.
+ *
+ * Why these cells answer exactly: an encounter lies in one cell per complaint concept it has, and criteria name
+ * one concept, so no encounter is counted twice; its whole category set is part of the cell, so any, all and
+ * Jaccard overlaps are decided per cell exactly as per encounter; medians are read off the summed histogram.
+ */
+
+/** Held exclusively by a rebuild, shared by the deletion trigger (see the migration). */
+const rebuildLock = 72060006;
+
+/** Which optional columns split the cells: each multiplies their number, so only when the rules need it. */
+export interface AggregateDimensions {
+  readonly bySite: boolean;
+  readonly byStartYear: boolean;
+}
+
+/** The dimensions these rules need: site only with a site filter, start year only with a look-back window. */
+export function aggregateDimensionsFor(rules: Rules): AggregateDimensions {
+  return { bySite: rules.sites !== null, byStartYear: rules.lookbackYears !== null };
+}
+
+export interface AggregateRebuild {
+  readonly generation: number;
+  readonly cells: number;
+  readonly durationMs: number;
+}
+
+/** The folded items of each encounter, exactly as `countItems` folds them (one row per encounter and item). */
+const foldedItems = sql`
+  select distinct item.encounter_key, coalesce(panel.panel_code, item.item_code) as item_code
+  from encounter_item as item
+  left join lab_panel_member as member on member.analyte_code = item.item_code
+  left join lab_panel as panel on panel.panel_code = member.panel_code`;
+
+/**
+ * Writes a new generation of aggregates from the cohort as it is now and makes it the active one, in one
+ * transaction: hooks keep reading the previous generation until the switch. The generation before that is dropped.
+ */
+export async function rebuildCohortAggregates(db: Kysely<Database>, dimensions: AggregateDimensions): Promise<AggregateRebuild> {
+  const started = Date.now();
+  const result = await db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${rebuildLock})`.execute(trx);
+    const inserted = await sql<{ generation: number }>`
+      insert into cohort_aggregate_generation (status, by_site, by_start_year, panel_fingerprint, encounters)
+      values ('building', ${dimensions.bySite}, ${dimensions.byStartYear}, cohort_aggregate_panel_fingerprint(),
+              (select cast(count(*) as integer) from cohort_encounter))
+      returning generation`.execute(trx);
+    const generation = Number(inserted.rows[0]!.generation);
+    const generationValue = sql`cast(${generation} as integer)`;
+    await sql`
+      create temp table cohort_aggregate_member on commit drop as
+      select encounter.encounter_key, concept.complaint_concept, encounter.sex, encounter.age_years, encounter.acuity,
+        case when cast(${dimensions.bySite} as boolean) then encounter.site else '' end as site,
+        cast(case when cast(${dimensions.byStartYear} as boolean) then encounter.start_year else 0 end as smallint) as start_year,
+        array(select distinct category from unnest(encounter.icd10_categories) as category order by category) as icd10_categories,
+        encounter.admitted, encounter.returned_72h, encounter.ed_los_minutes, encounter.hospital_los_minutes
+      from cohort_encounter as encounter
+      cross join lateral (
+        select distinct unnest(encounter.complaint_concepts) as complaint_concept
+        union all select cast(${anyComplaint} as text)
+      ) as concept`.execute(trx);
+    await sql`
+      insert into cohort_aggregate_cell
+        (generation, complaint_concept, sex, age_years, acuity, site, start_year, icd10_categories, encounters, admitted, returned_72h)
+      select ${generationValue}, complaint_concept, sex, age_years, acuity, site, start_year, icd10_categories,
+        count(*), count(*) filter (where admitted), count(*) filter (where returned_72h)
+      from cohort_aggregate_member
+      group by complaint_concept, sex, age_years, acuity, site, start_year, icd10_categories`.execute(trx);
+    await sql`
+      create temp table cohort_aggregate_member_cell on commit drop as
+      select member.encounter_key, cell.cell_id, member.admitted, member.ed_los_minutes, member.hospital_los_minutes
+      from cohort_aggregate_member as member
+      join cohort_aggregate_cell as cell
+        on cell.generation = ${generation} and cell.complaint_concept = member.complaint_concept and cell.sex = member.sex
+        and cell.age_years = member.age_years and coalesce(cell.acuity, -1) = coalesce(member.acuity, -1)
+        and cell.site = member.site and cell.start_year = member.start_year and cell.icd10_categories = member.icd10_categories`.execute(trx);
+    await sql`create temp table cohort_aggregate_folded on commit drop as ${foldedItems}`.execute(trx);
+    // One row per (encounter, folded item), and an encounter is in a cell at most once: count(*) counts encounters.
+    await sql`
+      insert into cohort_aggregate_item (cell_id, item_code, generation, encounters)
+      select member.cell_id, folded.item_code, ${generationValue}, count(*)
+      from cohort_aggregate_member_cell as member
+      join cohort_aggregate_folded as folded on folded.encounter_key = member.encounter_key
+      group by member.cell_id, folded.item_code`.execute(trx);
+    await sql`
+      insert into cohort_aggregate_baseline_item (generation, item_code, encounters)
+      select ${generationValue}, item_code, count(*) from cohort_aggregate_folded group by item_code`.execute(trx);
+    await sql`
+      insert into cohort_aggregate_length_of_stay (cell_id, kind, minutes, generation, encounters)
+      select cell_id, 'ed', ed_los_minutes, ${generationValue}, count(*) from cohort_aggregate_member_cell
+      where ed_los_minutes is not null group by cell_id, ed_los_minutes
+      union all
+      select cell_id, 'hospital', hospital_los_minutes, ${generationValue}, count(*) from cohort_aggregate_member_cell
+      where admitted and hospital_los_minutes is not null group by cell_id, hospital_los_minutes`.execute(trx);
+    // The exact path shows min() of each attribute over the cohort's rows: the same for every cohort when uniform.
+    await sql`
+      insert into cohort_aggregate_item_detail (generation, item_code, category, kind, display, code_system, code, uniform)
+      select ${generationValue}, item_code, min(category), min(kind), min(display), min(code_system), min(code),
+        count(distinct category) = 1 and count(distinct kind) = 1 and count(distinct display) = 1
+        and (count(code_system) = 0 or (count(code_system) = count(*) and count(distinct code_system) = 1))
+        and (count(code) = 0 or (count(code) = count(*) and count(distinct code) = 1))
+      from (
+        select coalesce(panel.panel_code, item.item_code) as item_code, item.category,
+          case when panel.panel_code is null then item.kind else 'lab-panel' end as kind,
+          coalesce(panel.display, item.display) as display,
+          case when panel.panel_code is null then item.code_system else ${panelSystem} end as code_system,
+          case when panel.panel_code is null then item.code else panel.panel_code end as code
+        from encounter_item as item
+        left join lab_panel_member as member on member.analyte_code = item.item_code
+        left join lab_panel as panel on panel.panel_code = member.panel_code
+      ) as folded
+      group by item_code`.execute(trx);
+
+    // Keep the generation being replaced (a hook may be reading it right now); drop the ones before it.
+    const older = sql`(select generation from cohort_aggregate_generation where status = 'retired')`;
+    for (const table of ['cohort_aggregate_item', 'cohort_aggregate_length_of_stay', 'cohort_aggregate_cell', 'cohort_aggregate_baseline_item', 'cohort_aggregate_item_detail']) {
+      await sql`delete from ${sql.table(table)} where generation in ${older}`.execute(trx);
+    }
+    await sql`delete from cohort_aggregate_generation where status = 'retired'`.execute(trx);
+    await sql`update cohort_aggregate_generation set status = 'retired' where status = 'active'`.execute(trx);
+    await sql`
+      update cohort_aggregate_generation set status = 'active', build_ms = ${Date.now() - started}
+      where generation = ${generation}`.execute(trx);
+    await sql`update cohort_aggregate_state set panel_fingerprint = cohort_aggregate_panel_fingerprint() where id = 1`.execute(trx);
+    const cells = await sql<{ cells: number }>`
+      select cast(count(*) as integer) as cells from cohort_aggregate_cell where generation = ${generation}`.execute(trx);
+    return { generation, cells: Number(cells.rows[0]!.cells) };
+  });
+  for (const table of ['cohort_aggregate_cell', 'cohort_aggregate_item', 'cohort_aggregate_length_of_stay', 'cohort_aggregate_baseline_item', 'cohort_aggregate_item_detail']) {
+    await sql`analyze ${sql.table(table)}`.execute(db);
+  }
+  return { ...result, durationMs: Date.now() - started };
+}
+
+/** Rebuilds the aggregates for the active rules (split by what they need); the call at the end of an ingest. */
+export async function refreshCohortAggregates(db: Kysely<Database>): Promise<AggregateRebuild> {
+  const active = await findActiveRuleSet(db);
+  return rebuildCohortAggregates(db, active ? aggregateDimensionsFor(active.rules) : { bySite: false, byStartYear: false });
+}
+
+interface Generation {
+  readonly generation: number;
+  readonly bySite: boolean;
+  readonly byStartYear: boolean;
+}
+
+/** The active generation, when it still reflects the cohort (not stale, built under the current lab panels). */
+export async function findUsableGeneration(db: Kysely<Database>): Promise<Generation | null> {
+  const result = await sql<{ generation: number; by_site: boolean; by_start_year: boolean }>`
+    select generation.generation, generation.by_site, generation.by_start_year
+    from cohort_aggregate_generation as generation
+    join cohort_aggregate_state as state on state.id = 1
+    where generation.status = 'active' and not generation.stale and generation.panel_fingerprint = state.panel_fingerprint`.execute(db);
+  const row = result.rows[0];
+  return row ? { generation: Number(row.generation), bySite: row.by_site, byStartYear: row.by_start_year } : null;
+}
+
+/**
+ * The complaint concept of the cells that hold every encounter once, whatever its complaint (none included): what
+ * a cohort without a complaint criterion sums. Concepts are slugs, so this never names one.
+ */
+const anyComplaint = '*';
+
+/** Whether the cells of this generation answer these criteria exactly. */
+function answerable(criteria: CohortCriteria, generation: Generation): boolean {
+  return (
+    // No complaint: the any-complaint cells (every encounter once, with or without a concept) answer it.
+    (criteria.complaintConcept !== null || criteria.otherComplaintConcepts.length === 0) &&
+    criteria.otherComplaintConcepts.every((concept) => concept === criteria.complaintConcept) &&
+    (criteria.icd10 === null || criteria.icd10.level === 'category') &&
+    (criteria.sites === null || generation.bySite) &&
+    (criteria.lookback === null || generation.byStartYear)
+  );
+}
+
+/** The condition on `cell` for one set of criteria; mirrors `criteriaCondition` of the exact path. */
+function cellCondition(criteria: CohortCriteria, generation: number): RawBuilder<SqlBool> {
+  const conditions: RawBuilder<SqlBool>[] = [sql<SqlBool>`cell.complaint_concept = ${criteria.complaintConcept ?? anyComplaint}`];
+  if (criteria.sex !== null) conditions.push(sql<SqlBool>`cell.sex = ${criteria.sex}`);
+  if (criteria.ageMin !== null) conditions.push(sql<SqlBool>`cell.age_years >= ${criteria.ageMin}`);
+  if (criteria.ageMax !== null) conditions.push(sql<SqlBool>`cell.age_years <= ${criteria.ageMax}`);
+  if (criteria.acuity !== null) {
+    conditions.push(sql<SqlBool>`cell.acuity >= ${criteria.acuity.min}`, sql<SqlBool>`cell.acuity <= ${criteria.acuity.max}`);
+  }
+  if (criteria.icd10 !== null) {
+    const categories = [...new Set(criteria.icd10.codes.map((code) => code.slice(0, 3)))];
+    conditions.push(icd10OverlapCondition(sql<string[]>`cell.icd10_categories`, categories, criteria.icd10.overlap));
+  }
+  if (criteria.sites !== null) conditions.push(sql<SqlBool>`cell.site = any(${textArray(criteria.sites)})`);
+  if (criteria.lookback !== null) {
+    const { years, referenceYear } = criteria.lookback;
+    const oldestExcluded =
+      referenceYear === null
+        ? sql<number>`(select max(newest.start_year) from cohort_aggregate_cell as newest
+            where newest.generation = ${generation} and newest.encounters > 0) - cast(${years} as integer)`
+        : sql<number>`cast(${referenceYear - years} as integer)`;
+    conditions.push(sql<SqlBool>`cell.start_year > ${oldestExcluded}`);
+  }
+  return sql<SqlBool>`(${sql.join(conditions, sql` and `)})`;
+}
+
+/** percentile_cont(0.5) from the values at the two middle positions, as PostgreSQL interpolates (float8_lerp). */
+function median(lower: number | null, upper: number | null): number | null {
+  if (lower === null || upper === null) return null;
+  return lower === upper ? lower : lower + 0.5 * (upper - lower);
+}
+
+/** How a source answered: from the aggregates, or by the exact scan. */
+export interface AnswerCounts {
+  aggregates: number;
+  exact: number;
+}
+
+/**
+ * Cohort statistics from the aggregates when they answer the criteria exactly, else from the exact SQL path;
+ * both give the same numbers. The baseline too comes from the aggregates when a usable generation exists.
+ */
+export class AggregateCohortSource implements VersionedCohortSource {
+  private readonly exact: CohortSource;
+  /** For tests and the benchmark: how many calls each path answered. */
+  readonly answered: AnswerCounts = { aggregates: 0, exact: 0 };
+
+  private readonly generationTtlMs: number;
+  private generation: { readonly value: Promise<Generation | null>; readonly at: number } | null = null;
+
+  /**
+   * `generationTtlMs`: how long the usable generation is remembered instead of asked for on every call (default 0:
+   * asked every time). Deletions reach every kept generation in the database, but an opt-out that changes the lab
+   * panels must send the very next call to the exact path, so only a caller that can tolerate that lag sets it.
+   */
+  constructor(
+    private readonly db: Kysely<Database>,
+    options: { readonly generationTtlMs?: number } = {},
+  ) {
+    this.exact = new SqlCohortSource(db);
+    this.generationTtlMs = options.generationTtlMs ?? 0;
+  }
+
+  private usableGeneration(): Promise<Generation | null> {
+    const now = Date.now();
+    if (this.generation === null || now - this.generation.at >= this.generationTtlMs) {
+      const value = findUsableGeneration(this.db);
+      // A failed look-up is not remembered.
+      value.catch(() => {
+        if (this.generation?.value === value) this.generation = null;
+      });
+      this.generation = { value, at: now };
+    }
+    return this.generation.value;
+  }
+
+  /**
+   * Changes with every rebuild (an ingest), every deletion (an opt-out: the trigger counts it down) and when the
+   * aggregates stop or start being usable, whichever process did it: a cache in front of this source empties then.
+   */
+  async dataVersion(): Promise<string> {
+    const result = await sql<{ version: string }>`
+      select generation.generation || ':' || generation.encounters || ':' || generation.stale || ':' ||
+        (generation.panel_fingerprint = state.panel_fingerprint) as version
+      from cohort_aggregate_generation as generation
+      join cohort_aggregate_state as state on state.id = 1
+      where generation.status = 'active'`.execute(this.db);
+    return result.rows[0]?.version ?? 'none';
+  }
+
+  async countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
+    if (criteria.length === 0) return [];
+    const generation = await this.usableGeneration();
+    if (generation === null || !criteria.every((one) => answerable(one, generation))) {
+      this.answered.exact += 1;
+      return this.exact.countCohorts(criteria);
+    }
+    const concepts = [...new Set(criteria.map((one) => one.complaintConcept ?? anyComplaint))];
+    const result = await sql<Record<string, number>>`
+      select ${sql.join(
+        criteria.map(
+          (one, index) =>
+            sql`cast(coalesce(sum(cell.encounters) filter (where ${cellCondition(one, generation.generation)}), 0) as integer) as ${sql.ref(`rung_${index}`)}`,
+        ),
+      )}
+      from cohort_aggregate_cell as cell
+      where cell.generation = ${generation.generation} and cell.complaint_concept = any(${textArray(concepts)})`.execute(this.db);
+    this.answered.aggregates += 1;
+    const row = result.rows[0] ?? {};
+    return criteria.map((_, index) => Number(row[`rung_${index}`] ?? 0));
+  }
+
+  async describeCohort(criteria: CohortCriteria, options?: DescribeCohortOptions): Promise<CohortStatistics> {
+    const weighted = options?.itemWeighting !== undefined && options.itemWeighting !== 'none';
+    const generation = weighted ? null : await this.usableGeneration();
+    if (generation === null || !answerable(criteria, generation)) {
+      this.answered.exact += 1;
+      return this.exact.describeCohort(criteria, options);
+    }
+    // One statement (one plan, one pass over the matching cells) for the outcomes, the items and both medians.
+    const result = await sql<{ outcomes: Outcomes | null; items: ItemRow[] | null; stays: StayRow[] | null }>`
+      with cells as materialized (
+        select cell.cell_id, cell.encounters, cell.admitted, cell.returned_72h
+        from cohort_aggregate_cell as cell
+        where cell.generation = ${generation.generation} and ${cellCondition(criteria, generation.generation)}
+      ), summed as (
+        select item.item_code, sum(item.encounters) as encounters
+        from cells join cohort_aggregate_item as item on item.cell_id = cells.cell_id
+        group by item.item_code
+        having sum(item.encounters) > 0
+      ), histogram as (
+        select stay.kind, stay.minutes, sum(stay.encounters) as encounters
+        from cells join cohort_aggregate_length_of_stay as stay on stay.cell_id = cells.cell_id
+        group by stay.kind, stay.minutes
+        having sum(stay.encounters) > 0
+      ), running as (
+        select kind, minutes,
+          sum(encounters) over (partition by kind order by minutes) as up_to,
+          sum(encounters) over (partition by kind) as total
+        from histogram
+      )
+      select
+        (select json_build_object('size', coalesce(sum(encounters), 0), 'admitted', coalesce(sum(admitted), 0),
+           'returned_72h', coalesce(sum(returned_72h), 0)) from cells) as outcomes,
+        (select json_agg(json_build_object('item_code', summed.item_code, 'encounters', summed.encounters,
+           'category', detail.category, 'kind', detail.kind, 'display', detail.display, 'code_system', detail.code_system,
+           'code', detail.code, 'uniform', detail.uniform) order by summed.encounters desc, summed.item_code)
+         from summed
+         join cohort_aggregate_item_detail as detail
+           on detail.generation = ${generation.generation} and detail.item_code = summed.item_code) as items,
+        (select json_agg(json_build_object('kind', kind, 'total', total, 'lower', lower, 'upper', upper)) from (
+           select kind, total,
+             min(minutes) filter (where up_to > floor((total - 1) * 0.5)) as lower,
+             min(minutes) filter (where up_to > ceil((total - 1) * 0.5)) as upper
+           from running group by kind, total) as middle) as stays`.execute(this.db);
+    const row = result.rows[0]!;
+    const items = row.items ?? [];
+    if (items.some((item) => !item.uniform)) {
+      // An item whose display or coding differs between encounters shows the cohort's min(): only a scan knows it.
+      this.answered.exact += 1;
+      return this.exact.describeCohort(criteria, options);
+    }
+    this.answered.aggregates += 1;
+    const outcome = row.outcomes ?? { size: 0, admitted: 0, returned_72h: 0 };
+    const stay = (kind: 'ed' | 'hospital') => (row.stays ?? []).find((one) => one.kind === kind);
+    const ed = stay('ed');
+    const hospital = stay('hospital');
+    return {
+      size: Number(outcome.size),
+      items: items.map(toItemCount),
+      outcomes: {
+        admitted: Number(outcome.admitted),
+        returned72h: Number(outcome.returned_72h),
+        edLosMedianMinutes: ed ? median(numberOrNull(ed.lower), numberOrNull(ed.upper)) : null,
+        edLosKnown: ed ? Number(ed.total) : 0,
+        hospitalLosMedianMinutes: hospital ? median(numberOrNull(hospital.lower), numberOrNull(hospital.upper)) : null,
+        hospitalLosKnown: hospital ? Number(hospital.total) : 0,
+      },
+    };
+  }
+
+  async describeBaseline(): Promise<BaselineStatistics> {
+    const generation = await this.usableGeneration();
+    if (generation === null) {
+      this.answered.exact += 1;
+      return this.exact.describeBaseline();
+    }
+    const [size, items] = await Promise.all([
+      sql<{ encounters: number }>`
+        select encounters from cohort_aggregate_generation where generation = ${generation.generation}`.execute(this.db),
+      sql<{ item_code: string; encounters: number }>`
+        select item_code, encounters from cohort_aggregate_baseline_item
+        where generation = ${generation.generation} and encounters > 0
+        order by encounters desc, item_code`.execute(this.db),
+    ]);
+    this.answered.aggregates += 1;
+    return {
+      size: Number(size.rows[0]?.encounters ?? 0),
+      items: new Map(items.rows.map((row) => [row.item_code, Number(row.encounters)])),
+    };
+  }
+}
+
+interface Outcomes {
+  size: number;
+  admitted: number;
+  returned_72h: number;
+}
+
+interface StayRow {
+  kind: 'ed' | 'hospital';
+  total: number;
+  lower: number | null;
+  upper: number | null;
+}
+
+interface ItemRow {
+  item_code: string;
+  encounters: number;
+  category: ItemCategory;
+  kind: string;
+  display: string;
+  code_system: string | null;
+  code: string | null;
+  uniform: boolean;
+}
+
+function numberOrNull(value: number | string | null): number | null {
+  return value === null ? null : Number(value);
+}
+
+function toItemCount(row: ItemRow): ItemCount {
+  return {
+    itemCode: row.item_code,
+    category: row.category,
+    kind: row.kind,
+    display: row.display,
+    codeSystem: row.code_system,
+    code: row.code,
+    encounters: Number(row.encounters),
+  };
+}

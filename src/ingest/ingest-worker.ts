@@ -1,0 +1,39 @@
+/**
+ * A worker thread of the ingest (see ingest-processor.ts): stages chunks of lines and converts staged batches,
+ * the same functions the main thread runs when there are no workers.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { formatCopyBatch } from '../db/cohort-encounter.repository.js';
+import { convertStagedBatch, stageLines } from './batch-work.js';
+import { createKeyHasher } from './deidentify.js';
+import type { WorkerRequest, WorkerResponse, WorkerSetup } from './ingest-processor.js';
+import { readStagedMedicationNames } from './staging.js';
+
+const setup = workerData as WorkerSetup;
+const hasher = createKeyHasher(setup.secret);
+let medicationNames: Map<string, string> | undefined;
+const port = parentPort!;
+const send = (message: WorkerResponse) => port.postMessage(message);
+
+port.on('message', (request: WorkerRequest) => {
+  void (async () => {
+    try {
+      if (request.kind === 'stage') {
+        send({ id: request.id, kind: 'staged', chunk: stageLines(request.lines, request.firstLine, setup.batchCount) });
+        return;
+      }
+      medicationNames ??= readStagedMedicationNames(setup.directory);
+      const converted = await convertStagedBatch(setup.directory, request.batch, hasher, { ...setup.settings, medicationNames }, {
+        log: (message) => send({ id: request.id, kind: 'log', message }),
+      });
+      send(
+        setup.output === 'copy'
+          ? { id: request.id, kind: 'converted', counts: converted.counts, consentRefusalKeys: converted.consentRefusalKeys, copy: formatCopyBatch(converted.records) }
+          : { id: request.id, kind: 'converted', counts: converted.counts, consentRefusalKeys: converted.consentRefusalKeys, records: converted.records },
+      );
+    } catch (error) {
+      send({ id: request.id, kind: 'failed', message: (error as Error).stack ?? String(error) });
+    }
+  })();
+});
+send({ id: 0, kind: 'ready' });

@@ -1,0 +1,389 @@
+/**
+ * Staging: the step between reading a Bulk Data export and converting it. The files are split by resource type
+ * while the conversion needs all resources of one patient together, so each resource is reduced to what the
+ * conversion reads (reduceForConversion) and appended to one of N batch files chosen by a hash of its
+ * patient's id. A batch file then holds every resource of its patients and is converted on its own, in
+ * bounded memory whatever the size of the export.
+ *
+ * Staging survives being killed: a manifest records, at checkpoints, how far the input was read and how
+ * long each batch file was; a later run cuts the files back to those lengths and reads on from there.
+ * The staging folder holds source identifiers and dates: it is removed when the ingest finishes.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type {
+  Condition,
+  Encounter,
+  MedicationAdministration,
+  MedicationDispense,
+  MedicationRequest,
+  Observation,
+  Patient,
+  Procedure,
+  ServiceRequest,
+} from '@medplum/fhirtypes';
+import type { StagedChunk } from './batch-work.js';
+import type { PatientResources, ResourceLike } from './fhir-to-cohort.js';
+import { isGzip, scanNdjsonFile, type MalformedLine } from './ndjson-reader.js';
+
+/** One input file as it was when the ingest started; a changed file makes a new ingest, not a resumed one. */
+export interface InputFile {
+  readonly path: string;
+  readonly bytes: number;
+  readonly modifiedMs: number;
+  readonly gzip: boolean;
+}
+
+export interface StagingCounts {
+  files: number;
+  lines: number;
+  resources: number;
+  byResourceType: Record<string, number>;
+  malformedCount: number;
+  /** The first `maximumMalformedListed` malformed lines. */
+  malformed: MalformedLine[];
+  /** Resources the conversion would read but that name no patient. */
+  withoutPatient: number;
+  /** Consents refusing research use whose patient cannot be told. */
+  unresolvedConsents: number;
+}
+
+export interface StagingProgress {
+  readonly file: string;
+  /** Index of the file being read in the input list. */
+  readonly fileIndex: number;
+  /** Bytes of the input files (as stored) read so far, including those read by an interrupted run. */
+  readonly bytesRead: number;
+  readonly bytesTotal: number;
+  readonly resourcesRead: number;
+}
+
+export interface StagingOptions {
+  /** Turns a chunk of lines into staged text (batch-work.ts stageLines, on this thread or a worker). */
+  readonly stage: (lines: string[], firstLine: number) => Promise<StagedChunk>;
+  /** Chunks being staged at once; their results are written in input order. */
+  readonly concurrency?: number;
+  onProgress?(progress: StagingProgress): void;
+  /** Lines between two checkpoints; each checkpoint writes the buffered batches and the manifest. */
+  readonly checkpointLines?: number;
+}
+
+export interface StagedInput {
+  readonly directory: string;
+  readonly batchCount: number;
+  /** Size of each batch file, for progress while converting. */
+  readonly batchBytes: readonly number[];
+  readonly counts: StagingCounts;
+  /** Whether an earlier, interrupted run had staged part of the input already. */
+  readonly resumed: boolean;
+}
+
+interface Manifest {
+  readonly format: typeof manifestFormat;
+  readonly inputs: readonly InputFile[];
+  readonly batchCount: number;
+  /** The next line to stage: lines before `line` of file `file` (and all earlier files) are staged. */
+  readonly next: { readonly file: number; readonly line: number };
+  readonly batchBytes: readonly number[];
+  readonly medicationBytes: number;
+  readonly counts: StagingCounts;
+  readonly complete: boolean;
+}
+
+// 2: Consent refusals are staged with their patient.
+const manifestFormat = 2;
+const manifestName = 'manifest.json';
+const medicationFileName = 'medications.ndjson';
+export const maximumMalformedListed = 1000;
+const defaultCheckpointLines = 250_000;
+const progressEveryResources = 5000;
+/** Characters buffered across all batches before they are written out. */
+const flushCharacters = 8 << 20;
+/** Input bytes (uncompressed) per batch: a batch is parsed whole when converted, on each worker thread. */
+const targetBatchInputBytes = 32 << 20;
+/** Plain NDJSON of FHIR resources compresses about ten to one; only used to size the batches. */
+const gzipRatioEstimate = 10;
+const maximumBatchCount = 4096;
+
+/** Size, time and compression of each input file. */
+export async function describeInputFiles(files: readonly string[]): Promise<InputFile[]> {
+  return Promise.all(
+    files.map(async (file) => {
+      const info = await stat(file);
+      return { path: file, bytes: info.size, modifiedMs: Math.trunc(info.mtimeMs), gzip: await isGzip(file) };
+    }),
+  );
+}
+
+/** A power of two that gives batches of about 32 MB of uncompressed input; 1 for the demo. */
+export function chooseBatchCount(inputs: readonly InputFile[]): number {
+  const estimated = inputs.reduce((sum, input) => sum + input.bytes * (input.gzip ? gzipRatioEstimate : 1), 0);
+  let count = 1;
+  while (count < maximumBatchCount && estimated / count > targetBatchInputBytes) count *= 2;
+  return count;
+}
+
+export const batchFileName = (batch: number) => `batch-${String(batch).padStart(5, '0')}.ndjson`;
+
+function emptyCounts(files: number): StagingCounts {
+  return { files, lines: 0, resources: 0, byResourceType: {}, malformedCount: 0, malformed: [], withoutPatient: 0, unresolvedConsents: 0 };
+}
+
+function sameInputs(a: readonly InputFile[], b: readonly InputFile[]): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function readManifest(directory: string): Manifest | null {
+  try {
+    const manifest = JSON.parse(readFileSync(path.join(directory, manifestName), 'utf8')) as Manifest;
+    return manifest.format === manifestFormat ? manifest : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeManifest(directory: string, manifest: Manifest): void {
+  // Written beside and renamed over: a run killed while writing leaves the previous manifest whole.
+  const temporary = path.join(directory, `${manifestName}.tmp`);
+  writeFileSync(temporary, JSON.stringify(manifest));
+  renameSync(temporary, path.join(directory, manifestName));
+}
+
+/** Whether every staged file is at least as long as the manifest says (a crash of the machine could lose writes). */
+function filesMatch(directory: string, manifest: Manifest): boolean {
+  const sizeOf = (name: string) => (existsSync(path.join(directory, name)) ? statSync(path.join(directory, name)).size : -1);
+  return manifest.batchBytes.every((bytes, batch) => sizeOf(batchFileName(batch)) >= bytes) && sizeOf(medicationFileName) >= manifest.medicationBytes;
+}
+
+/** An identifier for a set of inputs and a batch count, for the ingest run's fingerprint. */
+export function describeStagingKey(inputs: readonly InputFile[], batchCount: number): string {
+  return createHash('sha256').update(JSON.stringify({ format: manifestFormat, inputs, batchCount })).digest('hex');
+}
+
+/**
+ * Stages the input files into `directory` (made if missing), or finishes staging them after an interrupted
+ * run; returns at once when they are staged already.
+ */
+export async function stageInput(directory: string, inputs: readonly InputFile[], batchCount: number, options: StagingOptions): Promise<StagedInput> {
+  const previous = readManifest(directory);
+  const usable = previous !== null && sameInputs(previous.inputs, inputs) && previous.batchCount === batchCount && filesMatch(directory, previous);
+  if (usable && previous.complete) {
+    return { directory, batchCount, batchBytes: previous.batchBytes, counts: previous.counts, resumed: true };
+  }
+  // Whatever is there and cannot be resumed (other inputs, lost writes) is started over.
+  if (!usable) removeStaging(directory);
+  mkdirSync(directory, { recursive: true, mode: 0o700 });
+
+  const batchBytes = usable ? [...previous.batchBytes] : new Array<number>(batchCount).fill(0);
+  let medicationBytes = usable ? previous.medicationBytes : 0;
+  const counts: StagingCounts = usable ? previous.counts : emptyCounts(inputs.length);
+  const start = usable ? previous.next : { file: 0, line: 0 };
+  const resumed = usable && (start.file > 0 || start.line > 0);
+
+  // Cut every file back to what the manifest vouches for; lines after it are read again.
+  const openFile = (name: string, bytes: number) => {
+    const descriptor = openSync(path.join(directory, name), usable ? 'r+' : 'w');
+    if (usable) ftruncateSync(descriptor, bytes);
+    return descriptor;
+  };
+  const descriptors = batchBytes.map((bytes, batch) => openFile(batchFileName(batch), bytes));
+  const medicationDescriptor = openFile(medicationFileName, medicationBytes);
+  const pending: string[][] = Array.from({ length: batchCount }, () => []);
+  const pendingMedications: string[] = [];
+  let pendingCharacters = 0;
+
+  const flush = () => {
+    for (let batch = 0; batch < batchCount; batch += 1) {
+      const lines = pending[batch]!;
+      if (lines.length === 0) continue;
+      batchBytes[batch]! += writeSync(descriptors[batch]!, lines.join(''), batchBytes[batch]);
+      pending[batch] = [];
+    }
+    if (pendingMedications.length > 0) {
+      medicationBytes += writeSync(medicationDescriptor, pendingMedications.join(''), medicationBytes);
+      pendingMedications.length = 0;
+    }
+    pendingCharacters = 0;
+  };
+  const checkpoint = (next: Manifest['next'], complete = false) => {
+    flush();
+    writeManifest(directory, { format: manifestFormat, inputs, batchCount, next, batchBytes, medicationBytes, counts, complete });
+  };
+
+  const bytesBefore = (file: number) => inputs.slice(0, file).reduce((sum, input) => sum + input.bytes, 0);
+  const bytesTotal = bytesBefore(inputs.length);
+  const checkpointLines = options.checkpointLines ?? defaultCheckpointLines;
+  const concurrency = Math.max(1, options.concurrency ?? 1);
+  try {
+    if (!usable) checkpoint(start);
+    for (let fileIndex = start.file; fileIndex < inputs.length; fileIndex += 1) {
+      const file = inputs[fileIndex]!.path;
+      const offset = bytesBefore(fileIndex);
+      let fileBytes = 0;
+      let lastProgressAt = -1;
+      const progress = () =>
+        options.onProgress?.({ file, fileIndex, bytesRead: offset + fileBytes, bytesTotal, resourcesRead: counts.resources });
+      progress();
+      const malformedLine = (line: number, message: string) => {
+        counts.malformedCount += 1;
+        if (counts.malformed.length < maximumMalformedListed) counts.malformed.push({ file, line, message });
+      };
+
+      // Chunks in input order; each is written when it and all before it are staged.
+      const inFlight: Array<{ readonly staged: Promise<StagedChunk>; readonly lastLine: number; readonly lines: number }> = [];
+      let sinceCheckpoint = 0;
+      const writeOldest = async () => {
+        const oldest = inFlight.shift()!;
+        const chunk = await oldest.staged;
+        counts.lines += oldest.lines;
+        counts.resources += chunk.resources;
+        counts.withoutPatient += chunk.withoutPatient;
+        counts.unresolvedConsents += chunk.unresolvedConsents;
+        for (const [type, count] of Object.entries(chunk.byResourceType)) counts.byResourceType[type] = (counts.byResourceType[type] ?? 0) + count;
+        for (const { line, message } of chunk.malformed) malformedLine(line, message);
+        for (const [batch, text] of chunk.batches) {
+          pending[batch]!.push(text);
+          pendingCharacters += text.length;
+        }
+        if (chunk.medications) {
+          pendingMedications.push(chunk.medications);
+          pendingCharacters += chunk.medications.length;
+        }
+        sinceCheckpoint += oldest.lines;
+        if (sinceCheckpoint >= checkpointLines) {
+          checkpoint({ file: fileIndex, line: oldest.lastLine });
+          sinceCheckpoint = 0;
+        } else if (pendingCharacters >= flushCharacters) {
+          flush();
+        }
+        if (counts.resources - lastProgressAt >= progressEveryResources) {
+          lastProgressAt = counts.resources;
+          progress();
+        }
+      };
+
+      const scan = await scanNdjsonFile(
+        file,
+        async (lines, firstLine) => {
+          const staged = options.stage(lines, firstLine);
+          // Settled later, in order; until then a rejection must not count as unhandled.
+          staged.catch(() => undefined);
+          inFlight.push({ staged, lastLine: firstLine + lines.length - 1, lines: lines.length });
+          while (inFlight.length > concurrency) await writeOldest();
+        },
+        {
+          skipLines: fileIndex === start.file ? start.line : 0,
+          onBytesRead: (bytes) => {
+            fileBytes = bytes;
+          },
+        },
+      );
+      while (inFlight.length > 0) await writeOldest();
+      if (scan.error) malformedLine(scan.lines + 1, `cannot read further: ${scan.error.message}`);
+      fileBytes = inputs[fileIndex]!.bytes;
+      progress();
+      checkpoint({ file: fileIndex + 1, line: 0 }, fileIndex + 1 === inputs.length);
+    }
+    if (start.file >= inputs.length) checkpoint({ file: inputs.length, line: 0 }, true);
+  } finally {
+    for (const descriptor of [...descriptors, medicationDescriptor]) closeSync(descriptor);
+  }
+  return { directory, batchCount, batchBytes, counts, resumed };
+}
+
+interface MutablePatientResources {
+  patient: Patient | undefined;
+  encounters: Encounter[];
+  conditions: Condition[];
+  observations: Observation[];
+  serviceRequests: ServiceRequest[];
+  medications: Array<MedicationDispense | MedicationAdministration | MedicationRequest>;
+  procedures: Procedure[];
+  /** A Consent refusing research use was staged for the patient (batch-work.ts stageLines). */
+  refusesResearch: boolean;
+}
+
+function addResource(resources: MutablePatientResources, resource: ResourceLike): void {
+  switch (resource.resourceType) {
+    case 'Patient':
+      resources.patient = resource as unknown as Patient;
+      return;
+    case 'Encounter':
+      resources.encounters.push(resource as unknown as Encounter);
+      return;
+    case 'Condition':
+      resources.conditions.push(resource as unknown as Condition);
+      return;
+    case 'Observation':
+      resources.observations.push(resource as unknown as Observation);
+      return;
+    case 'ServiceRequest':
+      resources.serviceRequests.push(resource as unknown as ServiceRequest);
+      return;
+    case 'Procedure':
+      resources.procedures.push(resource as unknown as Procedure);
+      return;
+    case 'Consent':
+      resources.refusesResearch = true;
+      return;
+    default:
+      resources.medications.push(resource as unknown as MedicationDispense | MedicationAdministration | MedicationRequest);
+  }
+}
+
+/** Calls `each` for every line of a staged file, without splitting the whole file into an array. */
+function forEachStagedLine(file: string, each: (line: string) => void): void {
+  if (!existsSync(file)) return;
+  const text = readFileSync(file, 'utf8');
+  let start = 0;
+  for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+    if (end > start) each(text.slice(start, end));
+    start = end + 1;
+  }
+}
+
+/**
+ * The resources of every patient of one batch, by patient id in sorted order, and whether a Consent of theirs
+ * refuses research use.
+ */
+export function readStagedBatch(directory: string, batch: number): Array<[string, PatientResources, boolean]> {
+  const byPatient = new Map<string, MutablePatientResources>();
+  forEachStagedLine(path.join(directory, batchFileName(batch)), (line) => {
+    const [patientId, resource] = JSON.parse(line) as [string, ResourceLike];
+    let resources = byPatient.get(patientId);
+    if (!resources) {
+      resources = {
+        patient: undefined,
+        encounters: [],
+        conditions: [],
+        observations: [],
+        serviceRequests: [],
+        medications: [],
+        procedures: [],
+        refusesResearch: false,
+      };
+      byPatient.set(patientId, resources);
+    }
+    addResource(resources, resource);
+  });
+  return [...byPatient.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([patientId, { refusesResearch, ...resources }]): [string, PatientResources, boolean] => [patientId, resources, refusesResearch]);
+}
+
+/** Medication resource id → product name, from every Medication resource of the input. */
+export function readStagedMedicationNames(directory: string): Map<string, string> {
+  const names = new Map<string, string>();
+  forEachStagedLine(path.join(directory, medicationFileName), (line) => {
+    const [id, name] = JSON.parse(line) as [string, string];
+    names.set(id, name);
+  });
+  return names;
+}
+
+/** Removes a staging folder (it holds source identifiers and dates). */
+export function removeStaging(directory: string): void {
+  rmSync(directory, { recursive: true, force: true });
+}

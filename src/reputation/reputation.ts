@@ -1,0 +1,176 @@
+/**
+ * Clinician reputation (docs/reputation.md), after McCoy et al., "Development of a clinician reputation metric to
+ * identify appropriate problem-medication pairs in a crowdsourced knowledge base", J Biomed Inform 2014;48:66–72.
+ * Pure: encounters in, one reputation per clinician out. No I/O, no clock.
+ *
+ * Two signals a cohort can measure for every clinician who ordered something:
+ * - consensus agreement: for each item a clinician ordered, the share of the *other* encounters with the same
+ *   primary complaint concept that received it too (leave-one-out, so an order never agrees with itself);
+ * - 72-hour returns: the share of the encounters they ordered in whose patient came back within 72 hours.
+ * Each is smoothed towards the cohort mean with a prior worth a fixed number of orders (encounters), so that a
+ * clinician seen a few times sits near the mean; the weight is the product of the two ratios to the mean.
+ */
+import { primaryConcept } from '../cohort/complaint.js';
+
+/** What the reputation reads of an encounter. */
+export interface ReputationEncounter {
+  readonly complaintConcepts: readonly string[];
+  readonly returned72h: boolean;
+  /** Distinct item codes the encounter received. */
+  readonly items: readonly { readonly itemCode: string }[];
+  /** Item code → keyed hash of the clinician who ordered it, for items whose source named one. */
+  readonly clinicianByItem?: ReadonlyMap<string, string>;
+}
+
+export interface ReputationOptions {
+  /** Prior strength of the agreement, in orders: a clinician with this many orders is halfway to their own mean. */
+  readonly agreementPriorOrders: number;
+  /** Prior strength of the return rate, in encounters. */
+  readonly returnPriorEncounters: number;
+  /** Bounds of the weight, so that no clinician silences or dominates a cohort. */
+  readonly minWeight: number;
+  readonly maxWeight: number;
+}
+
+export const defaultReputationOptions: ReputationOptions = {
+  agreementPriorOrders: 20,
+  returnPriorEncounters: 20,
+  minWeight: 0.25,
+  maxWeight: 4,
+};
+
+export interface ClinicianReputation {
+  readonly clinicianKey: string;
+  /** Orders with a consensus to compare with (their encounter's complaint concept has other encounters). */
+  readonly orders: number;
+  /** Encounters in which they ordered anything. */
+  readonly encounters: number;
+  /** Mean agreement of their orders, unsmoothed; null without orders. */
+  readonly rawAgreement: number | null;
+  /** Agreement smoothed towards the cohort mean. */
+  readonly agreement: number;
+  /** 72-hour return rate of their encounters, smoothed towards the cohort mean. */
+  readonly returnRate72h: number;
+  /** (agreement ÷ mean) × ((1 − return rate) ÷ (1 − mean return rate)), within the bounds: 1 is the average clinician. */
+  readonly weight: number;
+}
+
+export interface ReputationSummary {
+  readonly clinicians: readonly ClinicianReputation[];
+  /** Mean agreement over every order with a consensus (the prior mean); null when there is none. */
+  readonly meanAgreement: number | null;
+  /** Mean 72-hour return rate over every clinician–encounter pair; null when there is none. */
+  readonly meanReturnRate72h: number | null;
+  /** Encounters, items, and items that name a clinician, among the encounters given. */
+  readonly encounters: number;
+  readonly items: number;
+  readonly itemsWithClinician: number;
+}
+
+interface Tally {
+  orders: number;
+  agreementSum: number;
+  encounters: number;
+  returns: number;
+}
+
+/** One reputation per clinician named in the encounters' items, sorted by clinician key. */
+export function computeReputation(encounters: readonly ReputationEncounter[], options: ReputationOptions = defaultReputationOptions): ReputationSummary {
+  // Consensus per complaint concept: how many encounters, and how many received each item.
+  const concepts = new Map<string, { size: number; items: Map<string, number> }>();
+  for (const encounter of encounters) {
+    const concept = primaryConcept(encounter.complaintConcepts);
+    if (concept === null) continue;
+    let group = concepts.get(concept);
+    if (!group) concepts.set(concept, (group = { size: 0, items: new Map() }));
+    group.size += 1;
+    for (const code of new Set(encounter.items.map((item) => item.itemCode))) group.items.set(code, (group.items.get(code) ?? 0) + 1);
+  }
+
+  const tallies = new Map<string, Tally>();
+  let items = 0;
+  let itemsWithClinician = 0;
+  for (const encounter of encounters) {
+    items += encounter.items.length;
+    const clinicians = encounter.clinicianByItem;
+    if (!clinicians || clinicians.size === 0) continue;
+    const concept = primaryConcept(encounter.complaintConcepts);
+    const group = concept === null ? undefined : concepts.get(concept);
+    const seenHere = new Set<string>();
+    for (const { itemCode } of encounter.items) {
+      const clinician = clinicians.get(itemCode);
+      if (clinician === undefined) continue;
+      itemsWithClinician += 1;
+      let tally = tallies.get(clinician);
+      if (!tally) tallies.set(clinician, (tally = { orders: 0, agreementSum: 0, encounters: 0, returns: 0 }));
+      if (!seenHere.has(clinician)) {
+        seenHere.add(clinician);
+        tally.encounters += 1;
+        if (encounter.returned72h) tally.returns += 1;
+      }
+      if (group && group.size >= 2) {
+        // Leave this encounter out: the share of the other encounters of the complaint that received the item.
+        tally.orders += 1;
+        tally.agreementSum += ((group.items.get(itemCode) ?? 1) - 1) / (group.size - 1);
+      }
+    }
+  }
+
+  let orders = 0;
+  let agreementSum = 0;
+  let clinicianEncounters = 0;
+  let returns = 0;
+  for (const tally of tallies.values()) {
+    orders += tally.orders;
+    agreementSum += tally.agreementSum;
+    clinicianEncounters += tally.encounters;
+    returns += tally.returns;
+  }
+  const meanAgreement = orders === 0 ? null : agreementSum / orders;
+  const meanReturnRate72h = clinicianEncounters === 0 ? null : returns / clinicianEncounters;
+
+  const clinicians = [...tallies.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([clinicianKey, tally]): ClinicianReputation => {
+      const priorAgreement = meanAgreement ?? 0;
+      const agreement =
+        (tally.agreementSum + options.agreementPriorOrders * priorAgreement) / (tally.orders + options.agreementPriorOrders);
+      const priorReturn = meanReturnRate72h ?? 0;
+      const returnRate72h = (tally.returns + options.returnPriorEncounters * priorReturn) / (tally.encounters + options.returnPriorEncounters);
+      const agreementRatio = meanAgreement === null || meanAgreement === 0 ? 1 : agreement / meanAgreement;
+      const returnRatio = meanReturnRate72h === null || meanReturnRate72h === 1 ? 1 : (1 - returnRate72h) / (1 - meanReturnRate72h);
+      const weight = Math.min(options.maxWeight, Math.max(options.minWeight, agreementRatio * returnRatio));
+      return {
+        clinicianKey,
+        orders: tally.orders,
+        encounters: tally.encounters,
+        rawAgreement: tally.orders === 0 ? null : tally.agreementSum / tally.orders,
+        agreement,
+        returnRate72h,
+        weight,
+      };
+    });
+  return { clinicians, meanAgreement, meanReturnRate72h, encounters: encounters.length, items, itemsWithClinician };
+}
+
+/**
+ * The encounters with each item's `weight` set to the reputation weight of the clinician who ordered it there
+ * (1 for an item without a known clinician): what an InMemoryCohortSource sums under `clinician-reputation`.
+ */
+export function withReputationWeights<T extends ReputationEncounter & { readonly items: readonly object[] }>(
+  encounters: readonly T[],
+  reputations: readonly Pick<ClinicianReputation, 'clinicianKey' | 'weight'>[],
+): T[] {
+  const weights = new Map(reputations.map((reputation) => [reputation.clinicianKey, reputation.weight]));
+  return encounters.map((encounter) => {
+    const clinicians = encounter.clinicianByItem;
+    if (!clinicians || clinicians.size === 0) return encounter;
+    return {
+      ...encounter,
+      items: encounter.items.map((item) => {
+        const clinician = clinicians.get((item as { itemCode: string }).itemCode);
+        return clinician === undefined ? item : { ...item, weight: weights.get(clinician) ?? 1 };
+      }),
+    };
+  });
+}
