@@ -30,5 +30,9 @@ export const codeTablesDirectory: string = path.join(projectRoot, 'demo-data', '
 /** The cds-hooks/ folder: services.json and the example requests. */
 export const cdsHooksDirectory: string = path.join(projectRoot, 'cds-hooks');
 
-/** The console's static files (HTML, ES modules, CSS), served as they are: no build step. */
-export const consoleAssetsDirectory: string = path.join(projectRoot, 'src', 'console', 'public');
+/**
+ * The console's static files (HTML, ES modules, CSS), served as they are, next to this module: src/console/public
+ * under jest, dist/src/console/public once built (`npm run build` copies them there, so that the runtime image
+ * needs dist and not src).
+ */
+export const consoleAssetsDirectory: string = path.join(here, 'console', 'public');
