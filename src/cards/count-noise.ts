@@ -82,6 +82,38 @@ export function displayedStatistics(statistics: CohortStatistics, criteria: Coho
   };
 }
 
+/** One cell of the cohort summary (GET /admin/cohort/summary): visits by primary complaint, age band and sex. */
+export interface CohortSummaryCell {
+  readonly complaintConcept: string | null;
+  readonly ageBand: string;
+  readonly sex: string;
+  /** null: under the minimum cell size. */
+  readonly encounters: number | null;
+}
+
+/**
+ * The cohort summary as the admin API shows it: under `noise`, the total and every cell's count noisy exactly as a
+ * card's counts are (reproducible per cell under the same key, 0 at or below the threshold), and a noisy count under
+ * the minimum cell size suppressed like a true one. Cells suppressed on their true count stay suppressed.
+ */
+export function displayedCohortSummary<Cell extends CohortSummaryCell>(
+  summary: { readonly total: number; readonly cells: readonly Cell[] },
+  minCellSize: number,
+  noise: CountNoise,
+  key?: string,
+): { total: number; cells: Cell[] } {
+  if (noise.kind === 'none') return { total: summary.total, cells: [...summary.cells] };
+  const noiseKey = key ?? fallbackKey();
+  const total = noisyCount(summary.total, noise, { key: noiseKey, cohort: 'cohort-summary', cell: 'total' });
+  const cells = summary.cells.map((cell) => {
+    if (cell.encounters === null) return cell;
+    const cohort = `cohort-summary\u0000${cell.complaintConcept ?? ''}\u0000${cell.ageBand}\u0000${cell.sex}`;
+    const shown = noisyCount(cell.encounters, noise, { key: noiseKey, cohort, cell: 'size' });
+    return { ...cell, encounters: shown < minCellSize ? null : shown };
+  });
+  return { total, cells };
+}
+
 /** What a card says about the noise, or null when there is none. */
 export function describeCountNoise(noise: CountNoise): string | null {
   if (noise.kind === 'none') return null;

@@ -27,6 +27,7 @@ import { resolveHookContext, type ResolveContextOptions } from '../hooks/context
 import type { ReferenceDataCache } from '../hooks/reference-data.js';
 import type { ServiceRegistry } from '../hooks/service-registry.js';
 import type { Link } from '../cards/card.js';
+import { describeCountNoise, displayedCohortSummary } from '../cards/count-noise.js';
 
 export interface AdminRoutesOptions {
   readonly referenceData: ReferenceDataCache;
@@ -263,8 +264,9 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
 
   app.get('/admin/cohort/summary', viewer, async () => {
     const { rules } = (await options.referenceData.get()).rules;
-    const summary = await summarizeCohort(db, rules.minCellSize);
-    return { minCellSize: rules.minCellSize, ...summary };
+    // Under the rules' countNoise, noisy with the hooks' key, as the cards' counts (docs/privacy.md).
+    const summary = displayedCohortSummary(await summarizeCohort(db, rules.minCellSize), rules.minCellSize, rules.countNoise, app.countNoiseKey);
+    return { minCellSize: rules.minCellSize, countNoise: describeCountNoise(rules.countNoise), ...summary };
   });
 
   app.get('/admin/complaints', viewer, async () => ({ concepts: await listComplaintConcepts(db) }));

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { noisyCount } from '../../src/cards/count-noise.js';
 import { createApiKey } from '../../src/db/api-key.repository.js';
+import { summarizeCohort } from '../../src/db/complaint-mapping.repository.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 
 type Json = Record<string, any>;
@@ -14,9 +16,18 @@ describe('count noise through the admin API on the real demo', () => {
   let key: string;
   let version: number;
   const as = () => ({ authorization: `Bearer ${key}` });
+  // Activation without a backtest, on the record: these tests are about what a version shows, not whether it is better.
+  const activate = (rulesVersion: number) =>
+    testApp.app.inject({
+      method: 'POST',
+      url: `/admin/rules/${rulesVersion}/activate`,
+      headers: as(),
+      payload: { force: true, reason: 'count noise test: no backtest needed' },
+    });
 
   beforeAll(async () => {
-    testApp = await buildTestApp({ rateLimitPerMinute: 0 });
+    // A configured secret, so the app's noise key is known (and the same for every instance).
+    testApp = await buildTestApp({ rateLimitPerMinute: 0, linkSigningSecret: 'count-noise-link-secret-count-noise-0123' });
     key = (await createApiKey(testApp.database.db, { name: 'ada', role: 'informaticist', createdBy: 'test' })).key;
     const draft = await testApp.app.inject({
       method: 'POST',
@@ -27,7 +38,7 @@ describe('count noise through the admin API on the real demo', () => {
     expect(draft.statusCode).toBe(201);
     expect(draft.json().effectiveRules.countNoise).toEqual({ kind: 'gaussian', sigma: 1.3, zeroAtOrBelow: 3 });
     version = draft.json().version;
-    expect((await testApp.app.inject({ method: 'POST', url: `/admin/rules/${version}/activate`, headers: as() })).statusCode).toBe(200);
+    expect((await activate(version)).statusCode).toBe(200);
   }, 120_000);
 
   afterAll(async () => {
@@ -97,5 +108,52 @@ describe('count noise through the admin API on the real demo', () => {
     expect(compared).toBeGreaterThanOrEqual(10);
     // Had the page shown true counts, these would not all have matched.
     expect(differFromTruth).toBeGreaterThan(0);
+  }, 120_000);
+  it('noises the cohort summary as the cards: reproducible per cell, small cells suppressed, never the true counts', async () => {
+    const get = async () => {
+      const response = await testApp.app.inject({ method: 'GET', url: '/admin/cohort/summary', headers: as() });
+      expect(response.statusCode).toBe(200);
+      return response.json() as Json;
+    };
+    const shown = await get();
+    expect(await get()).toEqual(shown);
+    expect(shown.countNoise).toContain('Counts carry random noise');
+    const minCellSize = shown.minCellSize as number;
+    const truth = await summarizeCohort(testApp.database.db, minCellSize);
+    const key = testApp.app.countNoiseKey;
+    expect(key).toBeDefined();
+    const noise = { kind: 'gaussian', sigma: 1.3, zeroAtOrBelow: 3 } as const;
+    // The same cells in the same order; counts computed independently here from the true ones and the app's key.
+    expect((shown.cells as Json[]).map(({ complaintConcept, ageBand, sex }) => [complaintConcept, ageBand, sex])).toEqual(
+      truth.cells.map(({ complaintConcept, ageBand, sex }) => [complaintConcept, ageBand, sex]),
+    );
+    let visible = 0;
+    let differ = 0;
+    for (const [index, cell] of truth.cells.entries()) {
+      const displayed = (shown.cells as Json[])[index]!.encounters as number | null;
+      if (cell.encounters === null) {
+        expect(displayed).toBeNull();
+        continue;
+      }
+      const expected = noisyCount(cell.encounters, noise, { key: key!, cohort: `cohort-summary\u0000${cell.complaintConcept ?? ''}\u0000${cell.ageBand}\u0000${cell.sex}`, cell: 'size' });
+      expect(displayed).toBe(expected < minCellSize ? null : expected);
+      if (displayed !== null) {
+        visible += 1;
+        expect(displayed).toBeGreaterThanOrEqual(minCellSize);
+      }
+      if (displayed !== cell.encounters) differ += 1;
+    }
+    expect(shown.total).toBe(noisyCount(truth.total, noise, { key: key!, cohort: 'cohort-summary', cell: 'total' }));
+    if (shown.total !== truth.total) differ += 1;
+    expect(visible).toBeGreaterThan(0);
+    expect(differ).toBeGreaterThan(0);
+
+    // Without noise in the rules, the same route shows the true counts.
+    const plain = await testApp.app.inject({ method: 'POST', url: '/admin/rules', headers: as(), payload: { rules: {}, note: 'no noise' } });
+    const plainVersion = plain.json().version as number;
+    expect((await activate(plainVersion)).statusCode).toBe(200);
+    const unnoised = await get();
+    expect(unnoised).toEqual({ minCellSize, countNoise: null, ...truth });
+    expect((await activate(version)).statusCode).toBe(200);
   }, 120_000);
 });
