@@ -7,6 +7,7 @@ import * as evaluationHeartbeat from './20261123T0005_evaluation_heartbeat.js';
 import * as cohortAggregates from './20261123T0006_cohort_aggregates.js';
 import * as feedbackEvidence from './20261123T0007_feedback_evidence.js';
 import * as clinicianReputation from './20261123T0008_clinician_reputation.js';
+import * as evaluationOptOuts from './20261123T0009_evaluation_opt_outs.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here, never edit old ones. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '20261123T0006_cohort_aggregates': cohortAggregates,
   '20261123T0007_feedback_evidence': feedbackEvidence,
   '20261123T0008_clinician_reputation': clinicianReputation,
+  '20261123T0009_evaluation_opt_outs': evaluationOptOuts,
 };

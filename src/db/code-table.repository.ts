@@ -145,3 +145,17 @@ export async function searchIcd10Codes(db: Kysely<Database>, prefixOrText: strin
     .limit(limit)
     .execute();
 }
+
+/**
+ * The lower-case words of the ICD-10-CM descriptions: the clinical language a stored chief complaint may keep
+ * (src/ingest/fhir-to-cohort.ts, docs/privacy.md). Empty before the code tables are loaded.
+ */
+export async function listIcd10DescriptionWords(db: Kysely<Database>): Promise<Set<string>> {
+  const result = await sql<{ word: string }>`
+    select distinct word from (
+      select regexp_split_to_table(lower(long_description || ' ' || short_description), '[^a-z0-9]+') as word from icd10_code
+    ) as words
+    where word <> ''`.execute(db);
+  // Numbers are no words: a stored complaint keeps those of up to three digits, whatever the descriptions hold.
+  return new Set(result.rows.map((row) => row.word).filter((word) => !/^[0-9]+$/.test(word)));
+}

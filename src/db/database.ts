@@ -206,6 +206,9 @@ export interface EvaluationRunTable {
   finished_at: Date | null;
   /** Beaten while a process runs it; a running run with an old heartbeat lost its process. */
   heartbeat_at: Date | null;
+  /** Opt-outs that removed encounters after the run started: its figures may count those patients (docs/privacy.md). */
+  opt_outs_after_start: Generated<number>;
+  first_opt_out_after_start_at: Date | null;
 }
 
 /** One batch of patients an ingest run has stored, written in the same transaction as its rows. */

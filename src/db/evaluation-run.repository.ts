@@ -20,6 +20,11 @@ export interface EvaluationRun {
   readonly createdAt: Date;
   readonly startedAt: Date | null;
   readonly finishedAt: Date | null;
+  /**
+   * Opt-outs that removed encounters after the run started, so that its figures may count patients who have since
+   * opted out (docs/privacy.md), and when the first of them came; null when none did.
+   */
+  readonly computedBeforeOptOuts: { readonly optOuts: number; readonly firstAt: Date } | null;
 }
 
 const queuedProgress: EvaluationProgress = { phase: 'queued', done: 0, total: 0 };
@@ -38,6 +43,10 @@ function toRun(row: Selectable<EvaluationRunTable>): EvaluationRun {
     createdAt: new Date(row.created_at),
     startedAt: row.started_at === null ? null : new Date(row.started_at),
     finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
+    computedBeforeOptOuts:
+      row.opt_outs_after_start > 0 && row.first_opt_out_after_start_at !== null
+        ? { optOuts: row.opt_outs_after_start, firstAt: new Date(row.first_opt_out_after_start_at) }
+        : null,
   };
 }
 
@@ -144,4 +153,22 @@ export async function failAbandonedEvaluationRuns(db: Executor, staleSeconds: nu
 export async function listQueuedEvaluationRunIds(db: Executor, limit = 100): Promise<string[]> {
   const rows = await db.selectFrom('evaluation_run').select('evaluation_run_id').where('status', '=', 'queued').orderBy('evaluation_run_id').limit(limit).execute();
   return rows.map((row) => String(row.evaluation_run_id));
+}
+
+/**
+ * After an opt-out removed encounters (and its transaction committed): every run that had started by then may have
+ * read them, so it is marked (docs/privacy.md). A run that starts later reads the cohort without them. Returns how
+ * many runs were marked.
+ */
+export async function markRunsStartedBeforeOptOut(db: Executor): Promise<number> {
+  const result = await db
+    .updateTable('evaluation_run')
+    .set((eb) => ({
+      opt_outs_after_start: eb('opt_outs_after_start', '+', 1),
+      first_opt_out_after_start_at: sql<Date>`coalesce(first_opt_out_after_start_at, now())`,
+    }))
+    .where('started_at', 'is not', null)
+    .where('status', 'in', ['running', 'succeeded'])
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }

@@ -83,6 +83,8 @@ function toJson(run: EvaluationRun, withResult: boolean) {
     createdAt: run.createdAt.toISOString(),
     startedAt: run.startedAt?.toISOString() ?? null,
     finishedAt: run.finishedAt?.toISOString() ?? null,
+    // Figures that may count patients who opted out after the run started (docs/privacy.md): run it again.
+    computedBeforeOptOuts: run.computedBeforeOptOuts && { optOuts: run.computedBeforeOptOuts.optOuts, firstAt: run.computedBeforeOptOuts.firstAt.toISOString() },
   };
 }
 

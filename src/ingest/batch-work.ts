@@ -131,6 +131,8 @@ export interface ConversionSettings {
   readonly site: string;
   readonly labLeadMinutes?: number;
   readonly medicationNames: ReadonlyMap<string, string>;
+  /** See CohortConversionContext.clinicalWords. */
+  readonly clinicalWords?: ReadonlySet<string>;
   /** Patient keys of patient_opt_out when the run started: their resources are not converted. */
   readonly optedOutPatientKeys: readonly string[];
 }
@@ -167,6 +169,7 @@ export async function convertStagedBatch(
     site: settings.site,
     medicationNames: settings.medicationNames,
     ...(settings.labLeadMinutes === undefined ? {} : { labLeadMinutes: settings.labLeadMinutes }),
+    ...(settings.clinicalWords === undefined ? {} : { clinicalWords: settings.clinicalWords }),
   };
   const records: CohortEncounterRecord[] = [];
   const counts: Record<string, number> = { patients: patients.length, emergencyStays: 0 };

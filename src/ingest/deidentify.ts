@@ -85,3 +85,39 @@ const identifierShapes: readonly RegExp[] = [
 export function removeIdentifierShapes(text: string): string {
   return identifierShapes.reduce((current, shape) => current.replace(shape, '[removed]'), text);
 }
+
+/**
+ * Words a triage complaint uses that neither the complaint vocabulary nor the ICD-10-CM descriptions hold:
+ * abbreviations (imaging, "cc", "vs", "w/o") and the small words between clinical terms.
+ */
+export const triageWords: readonly string[] = [
+  'a', 'an', 'and', 'or', 'of', 'on', 'in', 'at', 'to', 'for', 'from', 'with', 'without', 'w', 'o', 'no', 'not', 'new', 'old',
+  'x', 's', 'p', 'r', 'l', 'b', 'lt', 'rt', 'bl', 'bil', 'bilat', 'c', 'cc', 'vs', 'hx', 'h', 'sx', 'rx', 'tx', 'dx', 'eval', 'evaluation',
+  'ct', 'cta', 'mri', 'xr', 'us', 'ekg', 'ecg', 'echo', 'iv', 'po', 'pt', 'pts', 'hold', 'refill', 'check', 'recheck', 'sent', 'by', 'pcp',
+  'osh', 'ems', 'bibems', 'bib', 'ed', 'er', 'clinic', 'rehab', 'nursing', 'home', 'nh', 'snf', 'post', 'op', 'postop', 'pre', 'after', 'since',
+  'days', 'day', 'weeks', 'week', 'hours', 'hour', 'hrs', 'hr', 'months', 'month', 'yesterday', 'today', 'tonight', 'last', 'night', 'am', 'pm',
+  'bedside', 'family', 'husband', 'wife', 'son', 'daughter', 'mother', 'father', 'per', 'states', 'reports', 'denies', 'removed',
+];
+
+/** The lower-case words (letters and digits) of a text, as scrubComplaintText and its word list split them. */
+export function complaintWords(text: string): string[] {
+  return text.normalize('NFKC').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+}
+
+/**
+ * A free-text complaint as it may be stored (docs/privacy.md, "What is stored"): identifier shapes removed
+ * (removeIdentifierShapes), then every word that is not a word of clinical language — the complaint vocabulary, the
+ * ICD-10-CM descriptions, `triageWords` — replaced by `[removed]`, so that a name, a health-plan or account number
+ * typed into the complaint ("chest pain, wife Mary at bedside") is not kept. Numbers of up to three digits ("x 3 days")
+ * stay. A name that is also such a word ("Brown", "Smith") stays: the known limit of a word list.
+ */
+export function scrubComplaintText(text: string, clinicalWords: Pick<ReadonlySet<string>, 'has'>): string {
+  return removeIdentifierShapes(text)
+    .replace(/[\p{L}\p{N}]+/gu, (word) => {
+      if (/^\p{N}{1,3}$/u.test(word)) return word;
+      return clinicalWords.has(word.normalize('NFKC').toLowerCase()) ? word : '\u0000';
+    })
+    // A run of removed words (a first and a last name) becomes one marker.
+    .replace(/\u0000(?:[\s.'-]*\u0000)*/g, '[removed]')
+    .replace(/\[removed\](?:[\s,;]*\[removed\])+/g, '[removed]');
+}

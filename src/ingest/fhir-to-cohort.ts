@@ -35,7 +35,7 @@ import {
   referencedId,
   referenceKey,
 } from '../fhir/resource-readers.js';
-import { ageAtVisit, calendarDate, removeIdentifierShapes, type KeyHasher } from './deidentify.js';
+import { ageAtVisit, calendarDate, complaintWords, removeIdentifierShapes, scrubComplaintText, triageWords, type KeyHasher } from './deidentify.js';
 import { ingredientCodeSystem, ingredientForMedication } from './medication.js';
 
 export interface CohortEncounterRow {
@@ -110,6 +110,11 @@ export interface CohortConversionContext {
    * before registration); without this window those results are lost. 0 makes the ED period strict.
    */
   readonly labLeadMinutes?: number;
+  /**
+   * Lower-case words of clinical language (the ICD-10-CM descriptions: listIcd10DescriptionWords) that a stored
+   * chief complaint may keep besides the vocabulary's and `triageWords`; any other word is removed (docs/privacy.md).
+   */
+  readonly clinicalWords?: ReadonlySet<string>;
 }
 
 /**
@@ -172,6 +177,46 @@ export function slugify(text: string): string {
 
 function minutesBetween(from: number, to: number): number {
   return Math.round((to - from) / minute);
+}
+
+/**
+ * Parties that are no clinician: FHIR R4 lets a performer or requester be an organization (the laboratory), a care
+ * team, a device, the patient or a relative (Observation.performer, MedicationRequest.requester, …).
+ */
+const nonClinicianTypes = new Set(['Organization', 'CareTeam', 'Device', 'Patient', 'RelatedPerson', 'HealthcareService']);
+
+function isClinicianReference(reference: Reference): boolean {
+  const type = typeof reference.type === 'string' ? reference.type : /(?:^|\/)([A-Z][A-Za-z]+)\/[^/]+(?:\/_history\/[^/]+)?$/.exec(reference.reference ?? '')?.[1];
+  return type === undefined || !nonClinicianTypes.has(type);
+}
+
+/**
+ * The keyed hash of the first clinician among a resource's performers or requester (docs/reputation.md), or null:
+ * never the identifier itself. A reference is known by its identifier (system|value), else its reference text.
+ */
+function clinicianKeyOf(hasher: KeyHasher, ...references: Array<Reference | undefined | null>): string | null {
+  for (const reference of references) {
+    if (typeof reference !== 'object' || reference === null || !isClinicianReference(reference)) continue;
+    const key = referenceKey(reference);
+    if (key) return hasher('clinician', key);
+  }
+  return null;
+}
+
+const vocabularyWords = new WeakMap<ComplaintVocabulary, ReadonlySet<string>>();
+
+/** The words a stored complaint may keep: the vocabulary's, `triageWords` and the context's clinical words. */
+function storableComplaintWords(context: CohortConversionContext): Pick<ReadonlySet<string>, 'has'> {
+  let fromVocabulary = vocabularyWords.get(context.vocabulary);
+  if (!fromVocabulary) {
+    const words = new Set(triageWords);
+    for (const [phrase, concept] of context.vocabulary) for (const word of complaintWords(`${phrase} ${concept}`)) words.add(word);
+    fromVocabulary = words;
+    vocabularyWords.set(context.vocabulary, words);
+  }
+  const vocabulary = fromVocabulary;
+  const clinical = context.clinicalWords;
+  return { has: (word) => vocabulary.has(word) || (clinical?.has(word) ?? false) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -342,6 +387,7 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
     return time === null ? null : stayAt(stays, time, lead);
   };
 
+  const storableWords = storableComplaintWords(context);
   const itemsByStay = new Map<string, StayItems>();
   const keyOf = (stay: Stay) => hasher('encounter', stay.id);
   const itemsOf = (stay: Stay): StayItems => {
@@ -408,7 +454,7 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       codeSystem: coding.system ?? null,
       code: coding.code.trim(),
       offsetMinutes: offset,
-      clinicianKey: null,
+      clinicianKey: clinicianKeyOf(hasher, ...asArray(observation.performer)),
     });
     const specimen = referenceKey(observation.specimen);
     // Without a specimen, results taken at the same minute are taken as one draw.
@@ -427,7 +473,6 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       continue;
     }
     const coding = codings(request.code).find((candidate) => typeof candidate.code === 'string' && candidate.code);
-    const requester = referenceKey(request.requester);
     const { category, kind } = classifyServiceRequest(request);
     itemsOf(stay).add({
       itemCode: `order:${slugify(text)}`,
@@ -437,7 +482,7 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       codeSystem: coding?.system ?? null,
       code: coding?.code ?? null,
       offsetMinutes: offsetIn(stay, time),
-      clinicianKey: requester ? hasher('clinician', requester) : null,
+      clinicianKey: clinicianKeyOf(hasher, request.requester),
     });
   }
 
@@ -448,7 +493,7 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       skip('medication-without-name');
       continue;
     }
-    const { reference, time, clinician } = medicationContext(medication);
+    const { reference, time, clinicians } = medicationContext(medication);
     const stay = resolveStay(reference, time, 0);
     if (!stay) {
       skip('medication-outside-ed-stay');
@@ -463,7 +508,7 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       codeSystem: ingredientCodeSystem,
       code: ingredient.code,
       offsetMinutes: offsetIn(stay, time),
-      clinicianKey: clinician ? hasher('clinician', clinician) : null,
+      clinicianKey: clinicianKeyOf(hasher, ...clinicians),
     });
   }
 
@@ -479,7 +524,6 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       skip('procedure-outside-ed-stay');
       continue;
     }
-    const performer = referenceKey(asArray(procedure.performer)[0]?.actor);
     itemsOf(stay).add({
       itemCode: `procedure:${coding?.code ? coding.code.trim() : slugify(text ?? '')}`,
       category: 'treatment',
@@ -488,7 +532,7 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       codeSystem: coding?.system ?? null,
       code: coding?.code ?? null,
       offsetMinutes: offsetIn(stay, time),
-      clinicianKey: performer ? hasher('clinician', performer) : null,
+      clinicianKey: clinicianKeyOf(hasher, ...asArray(procedure.performer).map((performer) => performer?.actor)),
     });
   }
 
@@ -538,8 +582,9 @@ export function cohortRecordsForPatient(resources: PatientResources, context: Co
       .map((reason) => conceptText(reason))
       .filter((text): text is string => text !== null);
     const fullComplaint = [...new Set(complaintText.length > 0 ? complaintText : reasonText)].join(', ').replace(/\s+/g, ' ').trim();
-    // Stored text only: triage notes can carry phone numbers, e-mail addresses, dates (Safe Harbor, docs/privacy.md).
-    const chiefComplaintText = fullComplaint ? removeIdentifierShapes(fullComplaint).slice(0, maximumComplaintLength) : null;
+    // Stored text only: triage notes can carry names, phone, account and health-plan numbers, dates (Safe Harbor,
+    // docs/privacy.md); the concepts below are matched on the full text.
+    const chiefComplaintText = fullComplaint ? scrubComplaintText(fullComplaint, storableWords).slice(0, maximumComplaintLength) : null;
 
     const ownCodes = new Set<string>();
     const historyCodes = new Set<string>();
@@ -644,24 +689,24 @@ function medicationName(
 function medicationContext(medication: MedicationDispense | MedicationAdministration | MedicationRequest): {
   reference: Reference | undefined;
   time: number | null;
-  clinician: string | null;
+  clinicians: Array<Reference | undefined>;
 } {
   switch (medication.resourceType) {
     case 'MedicationDispense':
       return {
         reference: medication.context,
         time: parseFhirTime(medication.whenHandedOver) ?? parseFhirTime(medication.whenPrepared),
-        clinician: referenceKey(asArray(medication.performer)[0]?.actor),
+        clinicians: asArray(medication.performer).map((performer) => performer?.actor),
       };
     case 'MedicationAdministration':
       return {
         // R4 calls it context; R5 renamed it encounter.
         reference: medication.context ?? (medication as { encounter?: Reference }).encounter,
         time: parseFhirTime(medication.effectiveDateTime) ?? parseFhirTime(medication.effectivePeriod?.start),
-        clinician: referenceKey(asArray(medication.performer)[0]?.actor),
+        clinicians: asArray(medication.performer).map((performer) => performer?.actor),
       };
     case 'MedicationRequest':
-      return { reference: medication.encounter, time: parseFhirTime(medication.authoredOn), clinician: referenceKey(medication.requester) };
+      return { reference: medication.encounter, time: parseFhirTime(medication.authoredOn), clinicians: [medication.requester] };
   }
 }
 
@@ -679,7 +724,7 @@ const fieldsRead = {
   Encounter: ['id', 'status', 'class', 'identifier', 'partOf', 'period', 'hospitalization', 'reasonCode'],
   Condition: ['status', 'verificationStatus', 'encounter', 'recordedDate', 'onsetDateTime', 'code'],
   TriageObservation: ['status', 'code', 'encounter', ...timesOfObservation, 'valueString', 'valueCodeableConcept', 'valueInteger', 'valueQuantity'],
-  LabObservation: ['status', 'category', 'code', 'encounter', ...timesOfObservation, 'specimen'],
+  LabObservation: ['status', 'category', 'code', 'encounter', ...timesOfObservation, 'specimen', 'performer'],
   ServiceRequest: ['status', 'intent', 'code', 'category', 'authoredOn', 'occurrenceDateTime', 'occurrencePeriod', 'encounter', 'requester'],
   MedicationDispense: ['status', 'medicationCodeableConcept', 'medicationReference', 'context', 'whenHandedOver', 'whenPrepared', 'performer'],
   MedicationAdministration: ['status', 'medicationCodeableConcept', 'medicationReference', 'context', 'encounter', 'effectiveDateTime', 'effectivePeriod', 'performer'],

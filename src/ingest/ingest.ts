@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { ComplaintVocabulary } from '../cohort/complaint.js';
-import { loadIcd9ToIcd10Map } from '../db/code-table.repository.js';
+import { listIcd10DescriptionWords, loadIcd9ToIcd10Map } from '../db/code-table.repository.js';
 import {
   analyzeCohortTables,
   countCohortEncounters,
@@ -29,7 +29,8 @@ import {
 } from '../db/ingest-run.repository.js';
 import { deleteEncountersOfPatients, recordOptOuts } from '../db/opt-out.repository.js';
 import type { Icd9ToIcd10Map } from '../fhir/icd.js';
-import { applyOptOuts } from '../privacy/opt-out.js';
+import { applyOptOuts, markEvaluationRunsBeforeOptOut } from '../privacy/opt-out.js';
+import { recomputeClinicianReputation } from '../reputation/recompute.js';
 import type { KeyHasher } from './deidentify.js';
 import { defaultIngestThreads, openIngestProcessor, type ProcessedBatch } from './ingest-processor.js';
 import { listNdjsonFiles, type MalformedLine } from './ndjson-reader.js';
@@ -70,6 +71,8 @@ export interface IngestOptions {
   readonly vocabulary?: ComplaintVocabulary;
   /** Loaded from icd9_to_icd10 when absent. */
   readonly icd9Map?: Icd9ToIcd10Map;
+  /** See CohortConversionContext.clinicalWords; the words of icd10_code's descriptions when absent. */
+  readonly clinicalWords?: ReadonlySet<string>;
   /** cohort_encounter.site of every row loaded. */
   readonly site?: string;
   /** See CohortConversionContext.labLeadMinutes. */
@@ -187,6 +190,8 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     if (resumed) options.log?.(`resuming ingest run ${ingestRunId}, interrupted earlier`);
     const vocabulary = options.vocabulary ?? (await loadComplaintVocabulary(db));
     const icd9Map = options.icd9Map ?? (await loadIcd9ToIcd10Map(db));
+    // What a stored chief complaint may keep besides the vocabulary's words (docs/privacy.md).
+    const clinicalWords = options.clinicalWords ?? (await listIcd10DescriptionWords(db));
     // Patients opted out before the run are never converted; those who opt out while it runs are removed at the end.
     const optedOutPatientKeys = await listOptedOutPatientKeys(db);
 
@@ -214,6 +219,7 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
         icd9Map,
         site: options.site ?? 'default',
         optedOutPatientKeys,
+        clinicalWords,
         ...(options.labLeadMinutes === undefined ? {} : { labLeadMinutes: options.labLeadMinutes }),
       },
       output: writer.method === 'copy' ? 'copy' : 'records',
@@ -333,6 +339,8 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     const panels = await rebuildLabPanels(db);
     // Hooks read precomputed cohort statistics: a new generation of them, switched to when complete.
     await refreshCohortAggregates(db);
+    // Clinician reputations are statistics of the cohort too (docs/reputation.md): from the cohort as it is now.
+    await recomputeClinicianReputation(db);
 
     // The totals of every batch of the run, those stored before an interruption included.
     const totals: Record<string, number> = {};
@@ -352,6 +360,8 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
       unresolvedConsents: read.unresolvedConsents,
       encountersRemoved: (totals.encountersRemoved ?? 0) + removedAfterLoad.encounters,
     };
+    // Backtests that may have read the encounters a Consent removed during the run are marked (applyOptOuts marks its own).
+    if ((totals.encountersRemoved ?? 0) > 0) await markEvaluationRunsBeforeOptOut(db);
 
     const report: IngestReport = {
       ingestRunId,

@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import { recordAuditEvent } from '../db/audit.repository.js';
 import { rebuildLabPanels } from '../db/cohort-encounter.repository.js';
 import type { Database, OptOutSource } from '../db/database.js';
+import { markRunsStartedBeforeOptOut } from '../db/evaluation-run.repository.js';
 import { deleteEncountersOfPatients, recordOptOuts, type RemovedEncounters } from '../db/opt-out.repository.js';
 import type { KeyHasher } from '../ingest/deidentify.js';
 import { recomputeClinicianReputation } from '../reputation/recompute.js';
@@ -43,8 +44,20 @@ export interface OptOutResult {
  */
 async function refreshDerivedData(db: Kysely<Database>, removed: RemovedEncounters): Promise<void> {
   if (removed.labDraws > 0) await rebuildLabPanels(db);
-  // Clinician reputations are statistics of the encounters too (docs/reputation.md): computed again without them.
-  if (removed.encounters > 0) await recomputeClinicianReputation(db);
+  if (removed.encounters > 0) {
+    // Clinician reputations are statistics of the encounters too (docs/reputation.md): computed again without them.
+    await recomputeClinicianReputation(db);
+    await markEvaluationRunsBeforeOptOut(db);
+  }
+}
+
+/**
+ * Marks the stored backtests that may have counted encounters an opt-out has just removed. Their results hold only
+ * aggregate measures (no patient or encounter), so they are kept, flagged, rather than deleted (docs/privacy.md).
+ * Call after the transaction that deleted the encounters has committed.
+ */
+export async function markEvaluationRunsBeforeOptOut(db: Kysely<Database>): Promise<number> {
+  return markRunsStartedBeforeOptOut(db);
 }
 
 /**

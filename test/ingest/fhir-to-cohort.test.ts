@@ -2,7 +2,10 @@ import { describe, expect, it } from '@jest/globals';
 import type {
   Condition,
   Encounter,
+  MedicationAdministration,
   MedicationDispense,
+  MedicationRequest,
+  Procedure,
   Observation,
   Patient,
   ServiceRequest,
@@ -319,7 +322,7 @@ describe('cohortRecordsForPatient', () => {
     const [record] = cohortRecordsForPatient(
       resources({
         encounters: [edStay('e1', '2150-01-01T10:00:00Z', '2150-01-01T14:00:00Z')],
-        observations: [triage('e1', '8661-1', { valueString: `chest pain, ${'x'.repeat(300)}` })],
+        observations: [triage('e1', '8661-1', { valueString: `chest pain, ${'pain '.repeat(100)}` })],
       }),
       context,
     ).records;
@@ -384,6 +387,89 @@ describe('cohortRecordsForPatient', () => {
       category: 'treatment',
       kind: 'procedure',
     });
+  });
+
+  it('hashes the clinician of every source that names one, never storing the reference, and skips non-clinician performers', () => {
+    const stay = edStay('e1', '2150-01-01T10:00:00Z', '2150-01-01T14:00:00Z');
+    const encounter = { reference: 'Encounter/e1' };
+    const practitioner = (id: string) => ({ reference: `Practitioner/${id}`, display: `Dr. ${id}` });
+    const laboratory = { reference: 'Organization/central-lab', display: 'Central laboratory' };
+    const troponin = { ...lab('51003', 'Troponin T', '2150-01-01T10:20:00Z', { encounter: 'e1' }), performer: [laboratory, practitioner('lab-doc-7')] };
+    // An identifier-only performer (as MIMIC's providers): known by system|value.
+    const lactate = { ...lab('50813', 'Lactate', '2150-01-01T10:25:00Z', { encounter: 'e1' }), performer: [{ identifier: { system: `${mimic}/identifier/provider`, value: 'P4LAB9' } }] };
+    const orgOnly = { ...lab('50912', 'Creatinine', '2150-01-01T10:30:00Z', { encounter: 'e1' }), performer: [laboratory] };
+    const request: MedicationRequest = {
+      resourceType: 'MedicationRequest',
+      status: 'completed',
+      intent: 'order',
+      subject: patientRef,
+      encounter,
+      authoredOn: '2150-01-01T10:40:00Z',
+      medicationCodeableConcept: { text: 'Aspirin 325 mg' },
+      requester: practitioner('med-req-1'),
+    };
+    const dispensed: MedicationDispense = { ...dispense('e1', 'Morphine', '2150-01-01T10:50:00Z'), performer: [{ actor: practitioner('pharm-2') }] };
+    const administered: MedicationAdministration = {
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      subject: patientRef,
+      context: encounter,
+      effectiveDateTime: '2150-01-01T11:00:00Z',
+      medicationCodeableConcept: { text: 'Ondansetron 4 mg' },
+      performer: [{ actor: { reference: 'Device/pump-1' } }, { actor: practitioner('nurse-3') }],
+    };
+    const procedure: Procedure = {
+      resourceType: 'Procedure',
+      status: 'completed',
+      subject: patientRef,
+      encounter,
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '29303009' }], text: 'ECG' },
+      performedDateTime: '2150-01-01T11:10:00Z',
+      performer: [{ actor: practitioner('cardio-4') }],
+    };
+    const conversion = cohortRecordsForPatient(
+      resources({
+        encounters: [stay],
+        observations: [troponin, lactate, orgOnly],
+        serviceRequests: [order('e1', 'Radiology', 'Radiology: CT Scan', '2150-01-01T10:45:00Z', 'P62GDL')],
+        medications: [request, dispensed, administered],
+        procedures: [procedure],
+      }),
+      context,
+    );
+    const clinicianOf = new Map(conversion.records[0]!.items.map((item) => [item.itemCode, item.clinicianKey]));
+    expect(Object.fromEntries(clinicianOf)).toEqual({
+      'lab:51003': hasher('clinician', 'Practitioner/lab-doc-7'),
+      'lab:50813': hasher('clinician', `${mimic}/identifier/provider|P4LAB9`),
+      'lab:50912': null,
+      'med:aspirin': hasher('clinician', 'Practitioner/med-req-1'),
+      'med:morphine': hasher('clinician', 'Practitioner/pharm-2'),
+      'med:ondansetron': hasher('clinician', 'Practitioner/nurse-3'),
+      'order:radiology-ct-scan': hasher('clinician', `${mimic}/identifier/provider|P62GDL`),
+      'procedure:29303009': hasher('clinician', 'Practitioner/cardio-4'),
+    });
+    // Keyed: another secret gives other keys; and no identifier, reference or name is in the rows.
+    expect(createKeyHasher('another-secret-that-is-long-enough-for-hmac')('clinician', 'Practitioner/lab-doc-7')).not.toBe(clinicianOf.get('lab:51003'));
+    const stored = JSON.stringify(conversion.records);
+    for (const raw of ['lab-doc-7', 'P4LAB9', 'med-req-1', 'pharm-2', 'nurse-3', 'P62GDL', 'cardio-4', 'Practitioner', 'central-lab', 'Dr. ']) {
+      expect(stored).not.toContain(raw);
+    }
+  });
+
+  it('stores the complaint without names or numbers that are not clinical language, and still maps it', () => {
+    const clinicalWords = new Set(['chest', 'pain', 'at', 'wife', 'of', 'radiating', 'to', 'arm', 'smith']);
+    const [record] = cohortRecordsForPatient(
+      resources({
+        encounters: [edStay('e1', '2150-01-01T10:00:00Z', '2150-01-01T14:00:00Z')],
+        observations: [
+          triage('e1', '8661-1', { valueString: 'Chest pain, radiating to L arm x 2 days, wife Philomena Quackenbush at bedside, acct XK55219087, plan HPN-4471X, Dr Smith' }),
+        ],
+      }),
+      { ...context, clinicalWords },
+    ).records;
+    expect(record?.encounter.complaintConcepts).toEqual(['chest-pain']);
+    // Names, account and health-plan numbers go; "Smith" is a word of the ICD-10 descriptions (Smith's fracture) and stays.
+    expect(record?.encounter.chiefComplaintText).toBe('Chest pain, radiating to L arm x 2 days, wife [removed] at bedside, [removed] Smith');
   });
 
   it('records a procedure of the stay as a treatment', () => {

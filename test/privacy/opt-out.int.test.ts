@@ -9,6 +9,8 @@ import { buildApp } from '../../src/app.js';
 import type { CohortCriteria } from '../../src/cohort/types.js';
 import { buildConfig, type Config } from '../../src/config.js';
 import { createApiKey } from '../../src/db/api-key.repository.js';
+import { createEvaluationRun, finishEvaluationRun, markRunning } from '../../src/db/evaluation-run.repository.js';
+import { evaluationOptionsSchema, type EvaluationResult } from '../../src/evaluate/result.js';
 import type { Database } from '../../src/db/database.js';
 import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
 import { dropCohortCaches } from '../../src/http/privacy.routes.js';
@@ -88,6 +90,7 @@ describe('opt-out: POST /admin/opt-outs removes a real demo patient from every c
   let facts: Json;
   let criteria: CohortCriteria;
   let rulesVersion: number;
+  let runIds: { finished: string; running: string; queued: string };
 
   const config = buildConfig({
     loadDemoCohort: false,
@@ -193,6 +196,16 @@ describe('opt-out: POST /admin/opt-outs removes a real demo patient from every c
   });
 
   it('opts the patient out at once: every card and count afterwards equals the data without them', async () => {
+    // Backtests stored before the opt-out (one finished, one running) and one still queued: see the next test.
+    const options = evaluationOptionsSchema.parse({});
+    const finished = await createEvaluationRun(full.db, { rulesVersion, options, requestedBy: 'ada' });
+    expect(await markRunning(full.db, finished.id)).toBe(true);
+    await finishEvaluationRun(full.db, finished.id, { split: { heldOutEncounters: 0 } } as unknown as EvaluationResult);
+    const running = await createEvaluationRun(full.db, { rulesVersion, options, requestedBy: 'ada' });
+    expect(await markRunning(full.db, running.id)).toBe(true);
+    const queued = await createEvaluationRun(full.db, { rulesVersion, options, requestedBy: 'ada' });
+    runIds = { finished: finished.id, running: running.id, queued: queued.id };
+
     const started = Date.now();
     const response = await full.app.inject({ method: 'POST', url: '/admin/opt-outs', headers: as(informaticistKey), payload: { patientId: `Patient/${patientId}` } });
     expect(response.statusCode).toBe(201);
@@ -235,6 +248,24 @@ describe('opt-out: POST /admin/opt-outs removes a real demo patient from every c
     }
     expect(compared).toBeGreaterThan(150);
   }, 120_000);
+
+  it('marks the backtests that had started before the opt-out, and only those', async () => {
+    const run = async (id: string) => {
+      const response = await full.app.inject({ method: 'GET', url: `/admin/evaluations/${id}`, headers: as(viewerKey) });
+      expect(response.statusCode).toBe(200);
+      return response.json() as Json;
+    };
+    for (const id of [runIds.finished, runIds.running]) {
+      const marked = (await run(id)).computedBeforeOptOuts;
+      expect(marked).toEqual({ optOuts: 1, firstAt: expect.any(String) });
+      expect(Date.parse(marked.firstAt)).toBeGreaterThanOrEqual(Date.parse((await run(id)).startedAt));
+    }
+    // A run that starts after the opt-out reads the cohort without the patient: nothing to mark.
+    expect(await markRunning(full.db, runIds.queued)).toBe(true);
+    expect((await run(runIds.queued)).computedBeforeOptOuts).toBeNull();
+    // The marks hold no patient: only how many opt-outs and when.
+    expect(JSON.stringify(await run(runIds.finished))).not.toContain(patientId);
+  });
 
   it('records who and when, never the identifier: not in the table, the audit trail, the logs or any column', async () => {
     const optOuts = await full.db.selectFrom('patient_opt_out').selectAll().execute();

@@ -51,6 +51,11 @@ const planted = {
   plate: 'PLATE-7XQ-221',
   bed: 'Bed 14, Room 3B',
   note: 'lives alone with cat',
+  healthPlan: 'XJH4417729',
+  healthPlanGroup: 'GRP-00813-QB',
+  account: 'ACCT-5521-9087',
+  accountDigits: '55219087',
+  complaintName: 'Thaddeus',
 } as const;
 
 const ed = (id: string) => ({ reference: `Encounter/${id}` });
@@ -76,6 +81,8 @@ function resources(): Record<string, object[]> {
           { system: 'http://hospital.example.org/mrn', value: planted.mrn, type: { text: 'Medical record number' } },
           { system: 'http://hl7.org/fhir/sid/us-ssn', value: planted.ssn },
           { system: 'http://example.org/plates', value: planted.plate },
+          { system: 'http://payer.example.org/member-id', value: planted.healthPlan, type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MB' }] } },
+          { system: 'http://hospital.example.org/account', value: planted.account, type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'AN' }] } },
         ],
         name: [{ use: 'official', family: planted.familyName, given: [planted.givenName], text: `${planted.givenName} ${planted.familyName}` }],
         telecom: [
@@ -99,6 +106,7 @@ function resources(): Record<string, object[]> {
         id: planted.encounterId,
         text: narrative(noteText),
         identifier: [{ system: 'http://hospital.example.org/visit', value: planted.visitNumber }],
+        account: [{ reference: `Account/${planted.account}`, identifier: { value: planted.accountDigits } }],
         status: 'finished',
         class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'EMER', display: 'emergency' },
         subject,
@@ -119,8 +127,11 @@ function resources(): Record<string, object[]> {
         subject,
         encounter: ed(planted.encounterId),
         effectiveDateTime: visitStart,
-        // Triage free text with identifier shapes in it (names are a known limit: docs/privacy.md).
-        valueString: `chest pain, since ${planted.earlierDate}, callback ${planted.phone2} or ${planted.email2}, ssn ${planted.ssn}, portal https://${planted.url} ${planted.ip2}`,
+        // Triage free text with identifier shapes, names, a health-plan and an account number in it.
+        valueString:
+          `chest pain, since ${planted.earlierDate}, callback ${planted.phone2} or ${planted.email2}, ssn ${planted.ssn}, portal https://${planted.url} ${planted.ip2}, ` +
+          `wife ${planted.relativeName} ${planted.familyName} at bedside, pt ${planted.complaintName} ${planted.givenName}, ` +
+          `ins ${planted.healthPlan} grp ${planted.healthPlanGroup}, acct ${planted.account}, ${planted.city}`,
         performer: [clinician],
       },
       {
@@ -208,6 +219,28 @@ function resources(): Record<string, object[]> {
         patientInstruction: `Call ${planted.fax} on arrival`,
       },
     ],
+    Coverage: [
+      {
+        resourceType: 'Coverage',
+        id: 'sh-coverage',
+        status: 'active',
+        identifier: [{ system: 'http://payer.example.org/member-id', value: planted.healthPlan }],
+        subscriberId: planted.healthPlan,
+        beneficiary: subject,
+        payor: [{ display: 'Quahogville Health Plan' }],
+        class: [{ type: { text: 'group' }, value: planted.healthPlanGroup }],
+      },
+    ],
+    Account: [
+      {
+        resourceType: 'Account',
+        id: planted.account,
+        status: 'active',
+        identifier: [{ system: 'http://hospital.example.org/account', value: planted.accountDigits }],
+        subject: [subject],
+        name: `${planted.givenName} ${planted.familyName} ED account`,
+      },
+    ],
     Procedure: [
       {
         resourceType: 'Procedure',
@@ -254,6 +287,9 @@ describe('Safe Harbor: no identifier survives the ingest', () => {
       .where(sql<boolean>`icd10_codes @> array['R079']::text[] and age_years = 90 and start_year = 2151 and acuity = 2`)
       .executeTakeFirst();
     expect(visit).toMatchObject({ sex: 'male', complaint_concepts: expect.arrayContaining(['chest-pain']), admitted: false });
+    // The complaint is kept, scrubbed: its clinical words stay, names and numbers go (docs/privacy.md).
+    expect(visit!.chief_complaint_text).toMatch(/^chest pain, /);
+    expect(visit!.chief_complaint_text).toContain('wife [removed] at bedside');
     const items = await database.db.selectFrom('encounter_item').select(['item_code', 'clinician_key']).where('encounter_key', '=', visit!.encounter_key).execute();
     expect(items.map((item) => item.item_code).sort()).toEqual(expect.arrayContaining(['lab:6598-7', 'order:ct-chest-with-contrast']));
     expect(items.some((item) => item.clinician_key !== null)).toBe(true);
