@@ -11,11 +11,13 @@ import { summarizeHookCalls } from '../db/hook-call.repository.js';
 import {
   activateRuleSet,
   createDraftRuleSet,
+  findActivationReadiness,
   findRuleSet,
   findVersionedRules,
   listRuleSets,
   RuleSetStateError,
   updateDraftRuleSet,
+  type ActivationReadiness,
   type RuleSetRecord,
 } from '../db/rule-set.repository.js';
 import { AppError } from '../errors.js';
@@ -66,7 +68,22 @@ function parseRules(candidate: unknown): z.infer<typeof rulesSchema> {
   return strict.data;
 }
 
-function toJson(record: RuleSetRecord) {
+/** What the console needs to offer activation: allowed or not, why, and the backtest it rests on. */
+function activationJson(readiness: ActivationReadiness | undefined) {
+  if (!readiness) return null;
+  switch (readiness.kind) {
+    case 'active':
+      return { kind: readiness.kind, allowed: false, reason: 'This version is active', backtestRunId: null };
+    case 'rollback':
+      return { kind: readiness.kind, allowed: true, reason: 'Was active before: going back needs no new backtest', backtestRunId: null };
+    case 'backtested':
+      return { kind: readiness.kind, allowed: true, reason: `Backtested (run #${readiness.runId})`, backtestRunId: readiness.runId };
+    case 'not-backtested':
+      return { kind: readiness.kind, allowed: false, reason: readiness.reason, backtestRunId: readiness.outdatedRunId };
+  }
+}
+
+function toJson(record: RuleSetRecord, readiness?: ActivationReadiness) {
   return {
     version: record.version,
     status: record.status,
@@ -77,6 +94,8 @@ function toJson(record: RuleSetRecord) {
     rules: record.rules,
     /** The stored rules with every default filled in: what the engine uses. */
     effectiveRules: rulesSchema.safeParse(record.rules).data ?? null,
+    /** Whether it can be activated now: a draft needs a backtest since its last change, or `force` with a reason. */
+    activation: activationJson(readiness),
   };
 }
 
@@ -92,6 +111,18 @@ const factsSchema = z.strictObject({
   icd10Codes: z.array(z.string().max(16)).max(50).default([]),
   acuity: z.number().int().min(1).max(5).nullable().default(null),
 });
+
+const activateBodySchema = z
+  .strictObject({
+    force: z.boolean().default(false),
+    reason: z.string().trim().max(2000).optional(),
+  })
+  .refine((body) => !body.force || (body.reason ?? '').length >= 10, {
+    path: ['reason'],
+    message: 'activating without a backtest needs a reason (10 characters or more) for the audit trail',
+  })
+  // fastify hands a request without a body to the validator as null.
+  .nullish();
 
 const previewBodySchema = z.union([
   z.strictObject({ facts: factsSchema }),
@@ -111,7 +142,11 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
 
   app.get('/admin/rules', viewer, async () => {
     const versions = await listRuleSets(db);
-    return { active: versions.find((version) => version.status === 'active')?.version ?? null, versions: versions.map(toJson) };
+    const readiness = await findActivationReadiness(db, versions.map((version) => version.version));
+    return {
+      active: versions.find((version) => version.status === 'active')?.version ?? null,
+      versions: versions.map((version) => toJson(version, readiness.get(version.version))),
+    };
   });
 
   app.get('/admin/rules/defaults', viewer, async () => ({ rules: rulesSchema.parse({}) }));
@@ -119,7 +154,7 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
   app.get('/admin/rules/:version', { ...viewer, schema: { params: versionParams } }, async (request) => {
     const record = await findRuleSet(db, request.params.version);
     if (!record) throw new AppError(404, 'not-found', `There is no rules version ${request.params.version}`);
-    return toJson(record);
+    return toJson(record, (await findActivationReadiness(db, [record.version])).get(record.version));
   });
 
   // Validate without saving: the console checks a draft as it is edited.
@@ -162,15 +197,20 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
     },
   );
 
-  app.post('/admin/rules/:version/activate', { ...informaticist, schema: { params: versionParams } }, async (request) => {
+  // A draft needs a backtest since its last change; `{force: true, reason}` skips it, on the record (audit trail).
+  app.post('/admin/rules/:version/activate', { ...informaticist, schema: { params: versionParams, body: activateBodySchema } }, async (request) => {
     const record = await findRuleSet(db, request.params.version);
     if (!record) throw new AppError(404, 'not-found', `There is no rules version ${request.params.version}`);
     // A version that no longer validates (e.g. after a schema change) is never put in front of clinicians.
     parseRules(record.rules);
-    const { previous } = await activateRuleSet(db, request.params.version, request.adminIdentity?.name ?? 'unknown').catch(rethrowRuleState);
+    const force = request.body?.force ? { reason: request.body.reason ?? '' } : undefined;
+    const { previous, readiness } = await activateRuleSet(db, request.params.version, request.adminIdentity?.name ?? 'unknown', force ? { force } : {}).catch(
+      rethrowRuleState,
+    );
     options.onReferenceChange();
-    request.log.info({ rules: { active: request.params.version, previous, by: request.adminIdentity?.name } }, 'rules version activated');
-    return { active: request.params.version, previous };
+    const forced = readiness.kind === 'not-backtested';
+    request.log.info({ rules: { active: request.params.version, previous, by: request.adminIdentity?.name, forced } }, 'rules version activated');
+    return { active: request.params.version, previous, forced, backtestRunId: readiness.kind === 'backtested' ? readiness.runId : null };
   });
 
   app.post('/admin/rules/:version/preview', { ...viewer, schema: { params: versionParams, body: previewBodySchema } }, async (request) => {

@@ -204,7 +204,7 @@ describe('the console in a real browser', () => {
     expect(problems).toEqual([]);
   });
 
-  it('creates a draft, shows a validation error next to its field, saves the fix, activates and rolls back', async () => {
+  it('creates a draft, shows a validation error next to its field, saves the fix, activates it without a backtest only with a reason, and rolls back', async () => {
     // A hostile note from another key: it must show as text, not run.
     const hostileNote = '<img src=x onerror=alert(1)><script>alert(2)</script>';
     const { page, problems } = await openPage({ key: informaticistKey });
@@ -236,12 +236,24 @@ describe('the console in a real browser', () => {
     const saved = await testApp.app.inject({ method: 'GET', url: '/admin/rules/2', headers: { authorization: `Bearer ${informaticistKey}` } });
     expect(saved.json()).toMatchObject({ status: 'draft', note: hostileNote, rules: { minItemShare: 0.15, ageWindowYears: 15 } });
 
-    await page.click('[data-testid=activate]');
-    await page.click('[data-testid=activate-confirm]');
+    // Never backtested: Activate is off and says why; forcing it takes a reason of some length.
+    await expectContains(page.locator('[data-testid=activation-status]'), 'Activate is off: Draft v2 has no completed backtest yet');
+    expect(await page.locator('[data-testid=activate]').isDisabled()).toBe(true);
+    expect(await page.locator('[data-testid=activate]').getAttribute('title')).toBe('Draft v2 has no completed backtest yet');
+    expect(await page.locator('[data-testid=backtest-this]').getAttribute('href')).toBe('/console/backtest?version=2');
+    await page.click('[data-testid=force-panel] summary');
+    await page.fill('[data-testid=force-reason]', 'urgent');
+    expect(await page.locator('[data-testid=force-activate]').isDisabled()).toBe(true);
+    const reason = 'Committee asked for it live today; backtest to follow';
+    await page.fill('[data-testid=force-reason]', reason);
+    await page.click('[data-testid=force-activate]');
     await expectText(page.locator('[data-testid=active-version]'), 'v2');
+    const forced = await testApp.app.inject({ method: 'GET', url: '/admin/audit?action=rules.force-activate', headers: { authorization: `Bearer ${informaticistKey}` } });
+    expect(forced.json().events[0]).toMatchObject({ actor: 'ada', target: 'rules/2', details: { reason } });
     await page.goto(`${baseUrl}/console/rules`);
     await settled(page);
     await expectContains(page.locator('table.versions'), hostileNote);
+    // v1 was active before: going back needs no backtest (none has run yet).
     await page.click('[data-testid=rollback-1]');
     await page.click('[data-testid=rollback-1-confirm]');
     await expectText(page.locator('[data-testid=active-version]'), 'v1');
@@ -250,16 +262,44 @@ describe('the console in a real browser', () => {
     expect(problems).toEqual([]);
   });
 
-  it('runs a backtest on the demo cohort, follows it to its charts, and compares two versions', async () => {
+  it('runs a backtest on the demo cohort showing its progress, follows it to its charts, compares two versions, and activates the backtested one', async () => {
     const { page, problems } = await openPage({ key: informaticistKey });
     await page.goto(`${baseUrl}/console/backtest?version=1`);
     await settled(page);
-    await page.fill('#backtest-resamples', '300');
+    // Many resamples, so that the run lasts a few of the page's one-second polls.
+    await page.fill('#backtest-resamples', '30000');
+    // Every progress text the page shows, in order, and whether the result was already there (browser-side code
+    // as text: this project's type-check has no DOM types). The console navigates in place, so this survives.
+    await page.evaluate(`(() => {
+      window.progressSeen = [];
+      new MutationObserver(() => {
+        const text = document.querySelector('[data-testid=backtest-progress-text]')?.textContent;
+        const bar = document.querySelector('progress[data-testid=backtest-progress]');
+        if (text && window.progressSeen.at(-1)?.text !== text) {
+          window.progressSeen.push({ text, value: bar?.getAttribute('value') ?? null, max: bar?.getAttribute('max') ?? null, resultShown: document.querySelector('[data-testid=backtest-result]') !== null });
+        }
+      }).observe(document.body, { childList: true, subtree: true, characterData: true });
+    })()`);
     await page.click('[data-testid=start-backtest]');
     await page.waitForURL(/\/console\/backtest\/\d+$/);
     const firstRun = page.url().split('/').pop()!;
     const result = page.locator('[data-testid=backtest-result]');
-    await result.waitFor({ timeout: 45_000 });
+    await result.waitFor({ timeout: 90_000 });
+    const progressSeen = (await page.evaluate('window.progressSeen')) as Array<{ text: string; value: string | null; max: string | null; resultShown: boolean }>;
+    // Shown while the run went on, before the result, and moving: at least two different states.
+    expect(progressSeen.length).toBeGreaterThanOrEqual(2);
+    expect(progressSeen.every((seen) => !seen.resultShown)).toBe(true);
+    expect(await page.locator('[data-testid=backtest-progress]').count()).toBe(0);
+    for (const seen of progressSeen) {
+      expect(seen.text).toMatch(/^(Waiting to start|Loading the cohort|Predicting held-out encounters|Bootstrapping the intervals|Done)( – (\d+) of (\d+) \((\d+)%\))?$/);
+      const counted = / – (\d+) of (\d+) \((\d+)%\)$/.exec(seen.text);
+      if (counted) {
+        const [done, total, percentShown] = counted.slice(1).map(Number) as [number, number, number];
+        expect(percentShown).toBe(Math.floor((100 * done) / total));
+        expect({ value: seen.value, max: seen.max }).toEqual({ value: String(done), max: String(total) });
+      }
+    }
+    expect(progressSeen.some((seen) => /%\)$/.test(seen.text))).toBe(true);
     await expectCount(page.locator('svg.bar-chart'), 2);
     await expectCount(page.locator('svg.calibration'), 2);
 
@@ -293,8 +333,16 @@ describe('the console in a real browser', () => {
     await expectContains(result, 'Most frequent items for the chief complaint');
     await screenshot(page, 'backtest');
 
-    // A second run, of the draft v2 saved above, then both side by side.
-    await page.goto(`${baseUrl}/console/backtest?version=2`);
+    // A second run, of a new draft v3 (the wider age band of v2), then both side by side.
+    const v1Rules = (await testApp.app.inject({ method: 'GET', url: '/admin/rules/1', headers: { authorization: `Bearer ${informaticistKey}` } })).json().effectiveRules;
+    const v3 = await testApp.app.inject({
+      method: 'POST',
+      url: '/admin/rules',
+      headers: { authorization: `Bearer ${informaticistKey}` },
+      payload: { rules: { ...v1Rules, ageWindowYears: 15 }, note: 'Age ± 15 years', basedOn: 1 },
+    });
+    expect(v3.json().version).toBe(3);
+    await page.goto(`${baseUrl}/console/backtest?version=3`);
     await settled(page);
     await page.fill('#backtest-resamples', '300');
     await page.click('[data-testid=start-backtest]');
@@ -308,13 +356,27 @@ describe('the console in a real browser', () => {
     await page.click('[data-testid=compare]');
     await page.waitForURL(new RegExp(`/console/backtest/compare/${firstRun}/${secondRun}$`));
     await settled(page);
-    await expectText(page.locator('h1'), `Rules v1 (#${firstRun}) against v2 (#${secondRun})`);
+    await expectText(page.locator('h1'), `Rules v1 (#${firstRun}) against v3 (#${secondRun})`);
     expect(await page.locator('svg.bar-chart rect.compare-1').first().count()).toBeGreaterThan(0);
     await expectCount(page.locator('.side-by-side [data-testid=backtest-result]'), 2);
     await screenshot(page, 'backtest-compare', { fullPage: false });
+
+    // Backtested: v3's Activate is on, naming the run; then back to v1.
+    await page.goto(`${baseUrl}/console/rules/3`);
+    await settled(page);
+    await expectText(page.locator('[data-testid=activation-status]'), `Backtested (run #${secondRun}): ready to activate.`);
+    expect(await page.locator('[data-testid=force-panel]').isHidden()).toBe(true);
+    await page.click('[data-testid=activate]');
+    await page.click('[data-testid=activate-confirm]');
+    await expectText(page.locator('[data-testid=active-version]'), 'v3');
+    await page.goto(`${baseUrl}/console/rules`);
+    await settled(page);
+    await page.click('[data-testid=rollback-1]');
+    await page.click('[data-testid=rollback-1-confirm]');
+    await expectText(page.locator('[data-testid=active-version]'), 'v1');
     expect(problems).toEqual([]);
-    // Two backtests of the demo: about 8 s on an idle machine, more when it is shared.
-  }, 150_000);
+    // Two backtests of the demo: about 10 s on an idle machine, more when it is shared.
+  }, 180_000);
 
   it('tries a patient, with ICD-10 autocomplete, and shows the cards as an EHR would; the card link explains the cohort', async () => {
     const { context, page, problems } = await openPage({ key: informaticistKey });

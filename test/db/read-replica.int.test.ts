@@ -20,6 +20,7 @@ import { ingestPaths } from '../../src/ingest/ingest.js';
 import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
 import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
+import { forcedActivation } from '../helpers/rules.js';
 
 type Json = Record<string, any>;
 const run = promisify(execFile);
@@ -307,7 +308,7 @@ describe('hooks read from a streaming replica and fall back to the primary', () 
     try {
       const current = (await findVersionedRules(primary.db, 1))!;
       const draft = await createDraftRuleSet(primary.db, { rules: current.rules, note: 'replica test', createdBy: 'test' });
-      await activateRuleSet(primary.db, draft.version, 'test');
+      await activateRuleSet(primary.db, draft.version, 'test', { force: { reason: forcedActivation.reason } });
     } finally {
       await primary.close();
     }
@@ -344,7 +345,7 @@ describe('hooks read from a streaming replica and fall back to the primary', () 
       const draft = await app.inject({ method: 'POST', url: '/admin/rules', headers: authorization, payload: { rules: current.json().rules, note: 'own write' } });
       expect(draft.statusCode).toBeLessThan(300);
       const version = draft.json().version as number;
-      const activated = await app.inject({ method: 'POST', url: `/admin/rules/${version}/activate`, headers: authorization });
+      const activated = await app.inject({ method: 'POST', url: `/admin/rules/${version}/activate`, headers: authorization, payload: forcedActivation });
       expect(activated.statusCode).toBe(200);
 
       // The replica is paused (and not yet past the bound), yet this process's next hook shows the version it activated.

@@ -9,6 +9,7 @@ import { suggestedOverrideReasons } from '../../src/cohort/rules.js';
 import { createApiKey } from '../../src/db/api-key.repository.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
+import { forcedActivation } from '../helpers/rules.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of the HTTP answers
 type Json = any;
@@ -48,7 +49,7 @@ describe('console: Feedback page', () => {
       headers: informaticist,
       payload: { rules: { minCellSize: 3, overrideReasons: suggestedOverrideReasons } },
     });
-    await testApp.app.inject({ method: 'POST', url: `/admin/rules/${created.json().version}/activate`, headers: informaticist });
+    await testApp.app.inject({ method: 'POST', url: `/admin/rules/${created.json().version}/activate`, headers: informaticist, payload: forcedActivation });
     // Three workup cards: one accepted for its first suggestion, two overridden (one with a reason, one without).
     for (let index = 0; index < 3; index += 1) {
       const cards: Json[] = (await testApp.app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: abdominalPain(uuidOf(index + 1)) })).json().cards;

@@ -6,6 +6,7 @@ import { evidenceKey } from '../../src/feedback/acceptance.js';
 import { assertValidResponse } from '../../src/hooks/cds-hooks.schema.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
+import { forcedActivation } from '../helpers/rules.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of the HTTP answers
 type Json = any;
@@ -92,7 +93,7 @@ describe('feedback on the MIMIC-IV ED demo: validated, aggregated, and ranking u
   });
 
   it('offers the rules override reasons, and feedback moves the ranking under feedbackRanking only', async () => {
-    const activate = await testApp.app.inject({ method: 'POST', url: `/admin/rules/${rankedVersion}/activate`, headers: informaticist });
+    const activate = await testApp.app.inject({ method: 'POST', url: `/admin/rules/${rankedVersion}/activate`, headers: informaticist, payload: forcedActivation });
     expect(activate.statusCode).toBe(200);
 
     const first = workupOf(await hook(uuidOf(100)));

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { hashApiKey } from '../../src/auth/api-key.js';
+import { buildCohortLadder } from '../../src/cohort/matching.js';
+import { rulesSchema } from '../../src/cohort/rules.js';
 import { createApiKey, revokeApiKey } from '../../src/db/api-key.repository.js';
 import { assertValidResponse } from '../../src/hooks/cds-hooks.schema.js';
 import { buildTestApp, testAppNow, type TestApp } from '../helpers/app.js';
@@ -20,6 +22,27 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
   let viewerKey: string;
 
   const as = (key: string | undefined) => (key === undefined ? {} : { authorization: `Bearer ${key}` });
+
+  /** Starts a backtest of `version` over the API and waits for it to succeed; its run id. */
+  async function backtest(version: number): Promise<string> {
+    const started = await testApp.app.inject({
+      method: 'POST',
+      url: `/admin/rules/${version}/evaluate`,
+      headers: as(informaticistKey),
+      payload: { split: 'patient', bootstrapResamples: 20 },
+    });
+    expect(started.statusCode).toBe(202);
+    const id = started.json().id as string;
+    for (let attempt = 0; attempt < 1200; attempt += 1) {
+      const run = (await testApp.app.inject({ method: 'GET', url: `/admin/evaluations/${id}`, headers: as(viewerKey) })).json();
+      if (run.status === 'failed') throw new Error(`backtest ${id} failed: ${run.error}`);
+      if (run.status === 'succeeded') return id;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`backtest ${id} did not finish`);
+  }
+
+  const activation = async (version: number) => (await testApp.app.inject({ method: 'GET', url: `/admin/rules/${version}`, headers: as(viewerKey) })).json().activation;
 
   beforeAll(async () => {
     testApp = await buildTestApp({ rateLimitPerMinute: 0 });
@@ -78,7 +101,7 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     expect(saved.json().details[0].path).toBe('minItemShare');
   });
 
-  it('walks a version from draft to active and back, with each step in the audit trail', async () => {
+  it('walks a version from draft through a backtest to active and back, with each step in the audit trail', async () => {
     const { app } = testApp;
     const before = await app.inject({ method: 'GET', url: '/admin/rules', headers: as(viewerKey) });
     const activeBefore = before.json().active as number;
@@ -104,8 +127,40 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     expect(edited.statusCode).toBe(200);
     expect(edited.json().effectiveRules.maxItemsPerCard).toBe(2);
 
+    // No backtest yet: activation is refused, and the version says why.
+    expect(await activation(draft.version)).toEqual({ kind: 'not-backtested', allowed: false, reason: `Draft v${draft.version} has no completed backtest yet`, backtestRunId: null });
+    const untested = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey) });
+    expect(untested.statusCode).toBe(409);
+    expect(untested.json()).toMatchObject({ error: 'not-backtested', message: expect.stringContaining('has no completed backtest') });
+    // A forced activation needs a reason; a viewer cannot force.
+    const noReason = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey), payload: { force: true, reason: 'because' } });
+    expect(noReason.statusCode).toBe(400);
+    expect(JSON.stringify(noReason.json())).toContain('reason');
+    const byViewer = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(viewerKey), payload: { force: true, reason: 'the committee said so' } });
+    expect(byViewer.statusCode).toBe(403);
+    expect((await app.inject({ method: 'GET', url: '/admin/rules', headers: as(viewerKey) })).json().active).toBe(activeBefore);
+
+    // A backtest, then an edit: the backtest measured other rules, so it no longer counts.
+    const outdated = await backtest(draft.version);
+    expect((await activation(draft.version)).allowed).toBe(true);
+    await app.inject({
+      method: 'PUT',
+      url: `/admin/rules/${draft.version}`,
+      headers: as(informaticistKey),
+      payload: { rules: { ...current.effectiveRules, maxItemsPerCard: 2 }, note: 'two items a card, noted again' },
+    });
+    expect(await activation(draft.version)).toEqual({
+      kind: 'not-backtested',
+      allowed: false,
+      reason: `Draft v${draft.version} was changed after its backtest #${outdated}: backtest it again`,
+      backtestRunId: outdated,
+    });
+    expect((await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey) })).statusCode).toBe(409);
+
+    const backtested = await backtest(draft.version);
+    expect(await activation(draft.version)).toEqual({ kind: 'backtested', allowed: true, reason: `Backtested (run #${backtested})`, backtestRunId: backtested });
     const activated = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey) });
-    expect(activated.json()).toEqual({ active: draft.version, previous: activeBefore });
+    expect(activated.json()).toEqual({ active: draft.version, previous: activeBefore, forced: false, backtestRunId: backtested });
 
     // The hooks answer under the new version at once (caches dropped), and name it in the card source.
     const response = await app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: chestPainRequest('0e4d5e3a-2e38-4f8e-9f3a-7c1c2b7a0001') });
@@ -124,20 +179,52 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     expect((await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey) })).statusCode).toBe(409);
     expect((await app.inject({ method: 'POST', url: '/admin/rules/9999/activate', headers: as(informaticistKey) })).statusCode).toBe(404);
 
-    // Roll back.
+    // Roll back: the earlier version was active before, so no new backtest is asked for.
+    expect(await activation(activeBefore)).toMatchObject({ kind: 'rollback', allowed: true });
     const rolledBack = await app.inject({ method: 'POST', url: `/admin/rules/${activeBefore}/activate`, headers: as(informaticistKey) });
-    expect(rolledBack.json()).toEqual({ active: activeBefore, previous: draft.version });
+    expect(rolledBack.json()).toEqual({ active: activeBefore, previous: draft.version, forced: false, backtestRunId: null });
     const after = await app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: chestPainRequest('0e4d5e3a-2e38-4f8e-9f3a-7c1c2b7a0002') });
     for (const card of after.json().cards as Array<{ source: { label: string } }>) expect(card.source.label).toContain(`rules v${activeBefore}`);
 
     const audit = await app.inject({ method: 'GET', url: '/admin/audit?limit=20', headers: as(viewerKey) });
-    const events = (audit.json().events as Array<{ actor: string; action: string; target: string }>).filter((event) => event.target === `rules/${draft.version}` || event.target === `rules/${activeBefore}`);
+    const events = (audit.json().events as Array<{ actor: string; action: string; target: string; details: Record<string, unknown> }>).filter(
+      (event) => event.target === `rules/${draft.version}` || event.target === `rules/${activeBefore}`,
+    );
     expect(events.map((event) => `${event.actor} ${event.action} ${event.target}`)).toEqual([
       `ada rules.rollback rules/${activeBefore}`,
       `ada rules.activate rules/${draft.version}`,
+      `ada rules.evaluate rules/${draft.version}`,
+      `ada rules.update-draft rules/${draft.version}`,
+      `ada rules.evaluate rules/${draft.version}`,
       `ada rules.update-draft rules/${draft.version}`,
       `ada rules.create-draft rules/${draft.version}`,
     ]);
+    expect(events[1]?.details).toEqual({ previous: activeBefore, backtest: backtested });
+    expect(events[0]?.details).toEqual({ previous: draft.version, wasActiveBefore: true });
+  });
+
+  it('activates a draft without a backtest only when forced with a reason, and records it', async () => {
+    const { app } = testApp;
+    const before = (await app.inject({ method: 'GET', url: '/admin/rules', headers: as(viewerKey) })).json();
+    const activeBefore = before.active as number;
+    const rules = before.versions.find((version: { version: number }) => version.version === activeBefore).effectiveRules;
+    const draft = (await app.inject({ method: 'POST', url: '/admin/rules', headers: as(informaticistKey), payload: { rules: { ...rules, maxItemsPerCard: 4 } } })).json();
+    const reason = 'Committee approved on 2026-11-20 pending the backtest of the new site';
+    const forced = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey), payload: { force: true, reason } });
+    expect(forced.statusCode).toBe(200);
+    expect(forced.json()).toEqual({ active: draft.version, previous: activeBefore, forced: true, backtestRunId: null });
+    const event = (await app.inject({ method: 'GET', url: '/admin/audit?action=rules.force-activate', headers: as(viewerKey) })).json().events[0];
+    expect(event).toMatchObject({
+      actor: 'ada',
+      target: `rules/${draft.version}`,
+      details: { previous: activeBefore, wasActiveBefore: false, reason, skipped: `Draft v${draft.version} has no completed backtest yet` },
+    });
+    // Back, and forward again: a version that was active before needs no backtest either way.
+    expect((await app.inject({ method: 'POST', url: `/admin/rules/${activeBefore}/activate`, headers: as(informaticistKey) })).statusCode).toBe(200);
+    const again = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey) });
+    expect(again.json()).toEqual({ active: draft.version, previous: activeBefore, forced: false, backtestRunId: null });
+    expect((await app.inject({ method: 'POST', url: `/admin/rules/${activeBefore}/activate`, headers: as(informaticistKey) })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/admin/rules', headers: as(viewerKey) })).json().active).toBe(activeBefore);
   });
 
   it('logs every hook call with its rules version and cohort, and nothing about the patient', async () => {
@@ -151,6 +238,17 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     const row = rows[0];
     expect(row).toMatchObject({ service_id: 'patient-view', hook: 'patient-view', cards: response.json().cards.length });
     expect(row?.cohort_size).toBeGreaterThanOrEqual(11);
+    // The version that answered (named on every card) and the relaxation its cohort needed, as a preview of the
+    // same request under that version finds them.
+    const active = (await app.inject({ method: 'GET', url: '/admin/rules', headers: as(viewerKey) })).json().active as number;
+    expect(row?.rules_version).toBe(active);
+    for (const card of response.json().cards as Array<{ source: { label: string } }>) expect(card.source.label).toContain(`rules v${active}`);
+    const preview = (
+      await app.inject({ method: 'POST', url: `/admin/rules/${active}/preview`, headers: as(viewerKey), payload: { serviceId: 'patient-view', request: chestPainRequest(hookInstance) } })
+    ).json();
+    expect(preview.relaxation.length).toBeGreaterThan(0);
+    expect(row?.relaxation).toEqual(preview.relaxation);
+    expect(row?.cohort_size).toBe(preview.cohortSize);
     expect(row?.latency_ms).toBeGreaterThan(0);
     const everything = JSON.stringify(rows);
     expect(everything).not.toContain(request.context.patientId as string);
@@ -181,6 +279,13 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     expect(preview.cohortSize).toBeGreaterThanOrEqual(11);
     expect(preview.cards.length).toBeGreaterThan(0);
     assertValidResponse({ cards: preview.cards });
+    // The relaxation is the ladder's rung where the cohort first reached the minimum size: worked out here from
+    // the version’s rules and the sizes tried.
+    const rules = rulesSchema.parse((await app.inject({ method: 'GET', url: `/admin/rules/${active}`, headers: as(viewerKey) })).json().rules);
+    const ladder = buildCohortLadder({ ...preview.facts, chiefComplaintText: 'abdominal pain', draftOrders: [] }, rules);
+    expect(preview.sizesTried.slice(0, -1).every((size: number) => size < rules.minCohortSize)).toBe(true);
+    expect(preview.relaxation).toEqual(ladder[preview.sizesTried.length - 1]?.relaxation);
+    expect(preview.relaxation).toContain('ignore-icd10');
 
     const byRequest = await app.inject({
       method: 'POST',

@@ -6,6 +6,7 @@ import { rulesSchema } from '../../src/cohort/rules.js';
 import { activateRuleSet, createDraftRuleSet } from '../../src/db/rule-set.repository.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
+import { forcedActivation } from '../helpers/rules.js';
 
 type Json = Record<string, any>;
 
@@ -50,7 +51,7 @@ describe('count noise keyed by the configured secret', () => {
       note: 'noise',
       createdBy: 'test',
     });
-    await activateRuleSet(first.database.db, draft.version, 'test');
+    await activateRuleSet(first.database.db, draft.version, 'test', { force: { reason: forcedActivation.reason } });
     // Two more instances over the same database, as behind a load balancer: one with the same secret, one without.
     const config = (patientHashSecret: string) => buildConfig({ loadDemoCohort: false, patientHashSecret });
     second = await buildApp(config(secret), { database: first.database, now: () => new Date('2026-11-23T12:00:00Z') });

@@ -17,6 +17,15 @@
  * @property {string | null} activatedAt
  * @property {Record<string, unknown>} rules
  * @property {Record<string, unknown> | null} effectiveRules
+ * @property {Activation | null} [activation]
+ */
+/**
+ * Whether a version can be activated now: a draft needs a backtest since its last change (or force with a reason).
+ * @typedef {object} Activation
+ * @property {'active' | 'rollback' | 'backtested' | 'not-backtested'} kind
+ * @property {boolean} allowed
+ * @property {string} reason
+ * @property {string | null} backtestRunId
  */
 /** @typedef {{ active: number | null, versions: RuleVersion[] }} RulesList */
 /** @typedef {{ path: string, message: string }} FieldIssue */

@@ -346,7 +346,12 @@ function progressView(run) {
   if (total === 0) bar.removeAttribute('value');
   return panel(
     run.status === 'queued' ? 'Waiting to start' : 'Running',
-    h('p', null, phaseLabels[run.progress.phase ?? run.status] ?? run.progress.phase ?? run.status, total > 0 ? ` – ${done} of ${total}` : ''),
+    h(
+      'p',
+      { 'data-testid': 'backtest-progress-text' },
+      phaseLabels[run.progress.phase ?? run.status] ?? run.progress.phase ?? run.status,
+      total > 0 ? ` – ${done} of ${total} (${Math.floor((100 * done) / total)}%)` : '',
+    ),
     bar,
     h('p', { class: 'muted' }, `Started ${dateTime(run.startedAt ?? run.createdAt)}. This page follows the run; leaving it does not stop it.`),
   );

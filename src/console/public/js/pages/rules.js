@@ -12,16 +12,20 @@ import { confirmButton, dataTable, notice, pageHeading, panel, statusBadge } fro
 /** @typedef {import('../types.js').FieldSchema} FieldSchema */
 /** @typedef {import('../types.js').RulesSchema} RulesSchema */
 
+/** @typedef {import('../types.js').Activation} Activation */
+
 /**
- * Activates a version (a draft, or an earlier one: a rollback) and refreshes what shows it.
+ * Activates a version (a draft, or an earlier one: a rollback) and refreshes what shows it. `force` skips the
+ * backtest a draft needs, with a reason for the audit trail.
  * @param {PageContext} context
  * @param {RuleVersion} version
  * @param {() => void} after
+ * @param {{ reason: string }} [force]
  */
-async function activate(context, version, after) {
+async function activate(context, version, after, force) {
   try {
-    const result = await post(`/admin/rules/${version.version}/activate`);
-    context.toast(`Rules v${result.active} are active${result.previous ? ` (were v${result.previous})` : ''}.`);
+    const result = await post(`/admin/rules/${version.version}/activate`, force ? { force: true, reason: force.reason } : {});
+    context.toast(`Rules v${result.active} are active${result.previous ? ` (were v${result.previous})` : ''}${result.forced ? ', without a backtest (recorded)' : ''}.`);
     await context.refreshHeader();
     after();
   } catch (error) {
@@ -68,7 +72,7 @@ export async function rulesPage(main, context) {
     main,
     pageHeading(
       'Rules',
-      'Every version is kept. A draft is edited and validated, then backtested and activated; activating an earlier version rolls back.',
+      'Every version is kept. A draft is edited and validated, then backtested and activated (a draft changed since its backtest needs a new one); activating an earlier version rolls back.',
       canChange && active
         ? actionButton(`New draft from active v${active.version}`, () => createDraft(context, active), { class: 'primary', 'data-testid': 'new-draft' })
         : null,
@@ -108,8 +112,11 @@ export async function rulesPage(main, context) {
                 { class: 'row-actions' },
                 h('a', { href: `/console/rules/${version.version}` }, version.status === 'draft' && canChange ? 'Edit' : 'View'),
                 h('a', { href: `/console/backtest?version=${version.version}` }, 'Backtest'),
-                canChange && version.status === 'draft'
+                canChange && version.status === 'draft' && version.activation?.allowed
                   ? confirmButton('Activate', `Activate v${version.version}`, () => activate(context, version, reload), { class: 'small', testid: `activate-${version.version}` })
+                  : null,
+                canChange && version.status === 'draft' && !version.activation?.allowed
+                  ? h('span', { class: 'muted', title: version.activation?.reason ?? null, 'data-testid': `needs-backtest-${version.version}` }, 'backtest before activating')
                   : null,
                 canChange && version.status === 'retired'
                   ? confirmButton('Roll back', `Roll back to v${version.version}`, () => activate(context, version, reload), { class: 'small', testid: `rollback-${version.version}` })
@@ -334,9 +341,52 @@ export async function ruleVersionPage(main, context) {
   let dirty = false;
   /** @type {HTMLButtonElement | null} */
   let activateButton = null;
+  /** @type {Activation | null} */
+  let activation = record.activation ?? null;
+  // Why the draft can or cannot be activated now, and a way to do it anyway on the record (drafts only).
+  const activationStatus = h('p', { class: 'activation-status', 'data-testid': 'activation-status' });
+  const forceReason = h('textarea', {
+    id: 'force-reason',
+    name: 'force-reason',
+    rows: 2,
+    maxlength: 2000,
+    'data-testid': 'force-reason',
+    placeholder: 'Why this version must go live before a backtest (kept in the audit trail)',
+  });
+  const forceButton = h('button', { type: 'button', class: 'danger', disabled: true, 'data-testid': 'force-activate' }, 'Activate without a backtest');
+  const forcePanel = h(
+    'details',
+    { class: 'force-activation', 'data-testid': 'force-panel' },
+    h('summary', null, 'Activate without a backtest…'),
+    h('label', { for: 'force-reason', class: 'field-label' }, 'Reason (10 characters or more)'),
+    forceReason,
+    forceButton,
+  );
+  const showActivation = () => {
+    const ready = activation?.allowed === true;
+    if (activateButton) {
+      activateButton.disabled = dirty || !ready;
+      activateButton.title = dirty ? 'Save the draft first' : ready ? '' : (activation?.reason ?? '');
+    }
+    forcePanel.hidden = ready || dirty;
+    forceButton.disabled = dirty || forceReason.value.trim().length < 10;
+    const link = activation?.backtestRunId ? h('a', { href: `/console/backtest/${activation.backtestRunId}` }, `run #${activation.backtestRunId}`) : null;
+    if (dirty) replaceChildren(activationStatus, 'Save the draft, then backtest it, before activating.');
+    else if (ready) replaceChildren(activationStatus, 'Backtested (', link, '): ready to activate.');
+    else
+      replaceChildren(
+        activationStatus,
+        `Activate is off: ${activation?.reason ?? 'no completed backtest of this version'}. `,
+        link ? h('span', null, 'Outdated: ', link, '. ') : null,
+        h('a', { href: `/console/backtest?version=${record.version}`, 'data-testid': 'backtest-this' }, `Backtest v${record.version}`),
+        ', or activate it without one, with a reason.',
+      );
+    activationStatus.className = `activation-status ${ready && !dirty ? 'ok' : 'pending'}`;
+  };
+  forceReason.addEventListener('input', showActivation);
   const onChange = () => {
     dirty = true;
-    if (activateButton) activateButton.disabled = true;
+    showActivation();
     replaceChildren(status, 'Unsaved changes');
     status.className = 'form-status pending';
   };
@@ -401,7 +451,11 @@ export async function ruleVersionPage(main, context) {
       await put(`/admin/rules/${record.version}`, { rules: readRules(), note: note.value.trim() === '' ? null : note.value.trim() });
       showIssues([]);
       dirty = false;
-      if (activateButton) activateButton.disabled = false;
+      // A saved change outdates the draft's backtest: ask the service again.
+      /** @type {RuleVersion} */
+      const saved = await get(`/admin/rules/${record.version}`);
+      activation = saved.activation ?? null;
+      showActivation();
       setStatus(`Saved v${record.version}.`, 'ok');
       context.toast(`Draft v${record.version} saved.`);
     } catch (error) {
@@ -420,6 +474,11 @@ export async function ruleVersionPage(main, context) {
     const activateHolder = confirmButton('Activate', `Activate v${record.version} now`, () => activate(context, record, reloadHere), { testid: 'activate' });
     activateButton = activateHolder.querySelector('button');
     actions.push(activateHolder);
+    forceButton.addEventListener('click', () => {
+      forceButton.disabled = true;
+      void activate(context, record, reloadHere, { reason: forceReason.value.trim() }).finally(showActivation);
+    });
+    showActivation();
   } else if (canChange) {
     actions.push(actionButton(`New draft from v${record.version}`, () => createDraft(context, record), { class: 'primary', 'data-testid': 'new-draft' }));
     if (record.status === 'retired') actions.push(confirmButton('Roll back to this version', `Roll back to v${record.version}`, () => activate(context, record, reloadHere), { testid: 'rollback' }));
@@ -448,6 +507,8 @@ export async function ruleVersionPage(main, context) {
       h('div', { class: 'button-row' }, actions),
     ),
     active && active.version !== record.version ? h('p', { class: 'muted' }, `Fields that differ from the active v${active.version} are marked.`) : null,
+    editable ? activationStatus : null,
+    editable ? forcePanel : null,
     generalErrors,
     status,
     form,
