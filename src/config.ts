@@ -20,6 +20,8 @@ const environmentSchema = z.object({
     .optional(),
   /** A replica whose oldest unreplayed change is older than this is not read from. */
   DATABASE_READ_MAX_LAG_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
+  /** A database query not answered within this fails (503 on a hook) rather than hang on a silent server; 0: no limit. */
+  DATABASE_QUERY_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATA_DIR: z.string().min(1).default('./.data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Key of the HMAC that turns patient and encounter identifiers into cohort keys (32+ characters). */
@@ -68,6 +70,8 @@ export interface Config {
   /** Streaming replicas for the hook path's reads; empty: everything reads the primary. */
   readonly databaseReadUrls: readonly string[];
   readonly databaseReadMaxLagMs: number;
+  /** Client-side limit on one query of the service's pool (PostgreSQL); 0: none. */
+  readonly databaseQueryTimeoutMs: number;
   readonly dataDirectory: string;
   readonly logLevel: string;
   readonly patientHashSecret: string | undefined;
@@ -151,6 +155,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     databaseUrl: env.DATABASE_URL,
     databaseReadUrls: Object.freeze(env.DATABASE_READ_URL ?? []),
     databaseReadMaxLagMs: env.DATABASE_READ_MAX_LAG_MS,
+    databaseQueryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
     dataDirectory: env.DATA_DIR,
     logLevel: env.LOG_LEVEL,
     patientHashSecret: env.PATIENT_HASH_SECRET,

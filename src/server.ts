@@ -23,13 +23,22 @@ async function main(): Promise<void> {
     dataDirectory: config.dataDirectory,
     readReplicaUrls: config.databaseReadUrls,
     readReplicaMaxLagMs: config.databaseReadMaxLagMs,
+    queryTimeoutMs: config.databaseQueryTimeoutMs,
   });
   const app = await buildApp(config, { database, closeDatabase: true, logger: loggerOptions(config) });
   const log = app.log;
   log.info({ database: database.kind }, database.kind === 'pglite' ? 'using the embedded PGlite database' : 'using PostgreSQL');
   if (database.read?.replicated) log.info({ replicas: database.read.status().replicas }, 'hooks read from streaming replicas when they are fit');
 
-  const prepared = await prepareDatabase(database.db, config, (message) => log.info(message));
+  // Migrations wait on the lock of another instance starting at the same time, and the demo ingest writes in
+  // large batches: neither is held to the query timeout meant for hooks, so they get a pool without one.
+  const preparation = database.kind === 'postgres' ? await openDatabase({ databaseUrl: config.databaseUrl, dataDirectory: config.dataDirectory, poolSize: 2 }) : database;
+  let prepared: Awaited<ReturnType<typeof prepareDatabase>>;
+  try {
+    prepared = await prepareDatabase(preparation.db, config, (message) => log.info(message));
+  } finally {
+    if (preparation !== database) await preparation.close();
+  }
   log.info(prepared, 'database ready');
 
   const address = await app.listen({ port: config.port, host: config.host });

@@ -35,11 +35,27 @@ export interface DatabaseOptions {
   readonly readReplicaMaxLagMs?: number;
   /** How often the replicas' replay position is checked. */
   readonly readReplicaCheckIntervalMs?: number;
+  /**
+   * PostgreSQL only: a query whose answer has not arrived after this fails with "Query read timeout". A server
+   * that stops answering without closing the connection (a network partition, a frozen host) would otherwise
+   * hold the request forever. Unset or 0: no limit (the CLI's long ingest and backtest queries).
+   */
+  readonly queryTimeoutMs?: number;
 }
 
 /** A `pg` pool whose lost connections fail the query in flight rather than the process. */
-export function createPostgresPool(connectionString: string, options: { readonly max: number; readonly connectionTimeoutMillis: number }): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max: options.max, connectionTimeoutMillis: options.connectionTimeoutMillis, idleTimeoutMillis: 30000 });
+export function createPostgresPool(
+  connectionString: string,
+  options: { readonly max: number; readonly connectionTimeoutMillis: number; readonly queryTimeoutMillis?: number | undefined },
+): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max,
+    connectionTimeoutMillis: options.connectionTimeoutMillis,
+    idleTimeoutMillis: 30000,
+    // Client-side, so it also fires when the server is unreachable (statement_timeout needs the server to act).
+    ...(options.queryTimeoutMillis ? { query_timeout: options.queryTimeoutMillis } : {}),
+  });
   // A client losing its server (restart, failover) must not crash the process: idle clients report through
   // the pool, checked-out ones on themselves; the query in flight fails and the error handler answers 503.
   pool.on('error', () => undefined);
@@ -54,7 +70,7 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number.parseFloat(v
 /** Opens PostgreSQL through `pg` when a URL is given, else the embedded PGlite. */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
-    const pool = createPostgresPool(options.databaseUrl, { max: options.poolSize ?? 10, connectionTimeoutMillis: 2000 });
+    const pool = createPostgresPool(options.databaseUrl, { max: options.poolSize ?? 10, connectionTimeoutMillis: 2000, queryTimeoutMillis: options.queryTimeoutMs });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const replicaUrls = options.readReplicaUrls ?? [];
     let read: ReadDatabase;
@@ -63,7 +79,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
         primaryPool: pool,
         primaryDb: db,
         // A replica that does not answer quickly is skipped for the primary rather than waited for.
-        replicas: replicaUrls.map((url) => ({ name: describeDatabaseUrl(url), pool: createPostgresPool(url, { max: options.poolSize ?? 10, connectionTimeoutMillis: 1000 }) })),
+        replicas: replicaUrls.map((url) => ({ name: describeDatabaseUrl(url), pool: createPostgresPool(url, { max: options.poolSize ?? 10, connectionTimeoutMillis: 1000, queryTimeoutMillis: options.queryTimeoutMs }) })),
         maxLagMs: options.readReplicaMaxLagMs ?? 5000,
         ...(options.readReplicaCheckIntervalMs === undefined ? {} : { checkIntervalMs: options.readReplicaCheckIntervalMs }),
       });

@@ -16,7 +16,8 @@ function isDatabaseUnavailable(error: unknown): boolean {
     return true;
   }
   const message = error instanceof Error ? error.message : '';
-  return /Connection terminated|timeout exceeded when trying to connect|PGlite is closed/i.test(message);
+  // "Query read timeout": pg's query_timeout, a server that stopped answering without closing the connection.
+  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|PGlite is closed/i.test(message);
 }
 
 /**

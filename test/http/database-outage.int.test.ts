@@ -17,6 +17,16 @@ import { TcpProxy } from '../helpers/tcp-proxy.js';
  */
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+/** Short, so that a database that stops answering is noticed well within the bounds below. */
+const queryTimeoutMs = 1000;
+/** Longer than any answer the service gives while the database refuses; far shorter than a hang. */
+const outageAnswerBoundMs = 3000;
+/**
+ * While it is silent a request may wait out the pool's connection timeout (2 s, src/db/connection.ts) for a
+ * connection, then the query timeout on it: bounded, where without the query timeout it would wait forever.
+ */
+const silentAnswerBoundMs = 2000 + queryTimeoutMs + 1500;
+
 function request(hook: 'patient-view', age: number) {
   return prefetchedRequest(hook, { patient: { gender: 'female', birthDate: `${2026 - age}-01-01` }, chiefComplaint: 'abd pain', hookInstance: randomUUID() });
 }
@@ -37,17 +47,25 @@ describe('the database going away and coming back', () => {
     const viaProxy = new URL(serverUrl);
     viaProxy.host = `127.0.0.1:${proxy.port}`;
     viaProxy.pathname = `/${name}`;
-    database = await openDatabase({ databaseUrl: viaProxy.toString(), dataDirectory: 'memory', poolSize: 4 });
     const config = buildConfig({ loadDemoCohort: false, rateLimitPerMinute: 0 });
-    await prepareDatabase(database.db, config, () => undefined);
-    await ingestPaths(database.db, [mimicDemoDirectory], { hasher: createKeyHasher('outage-secret-outage-secret-outage-0123') });
+    // Set up as the server does: migrations and the ingest on a pool without the query timeout, which is for hooks.
+    const direct = new URL(viaProxy);
+    direct.host = target.host;
+    const setup = await openDatabase({ databaseUrl: direct.toString(), dataDirectory: 'memory', poolSize: 2 });
+    try {
+      await prepareDatabase(setup.db, config, () => undefined);
+      await ingestPaths(setup.db, [mimicDemoDirectory], { hasher: createKeyHasher('outage-secret-outage-secret-outage-0123') });
+    } finally {
+      await setup.close();
+    }
+    database = await openDatabase({ databaseUrl: viaProxy.toString(), dataDirectory: 'memory', poolSize: 4, queryTimeoutMs });
     app = await buildApp(config, { database });
     await app.ready();
   });
 
   afterAll(async () => {
-    await app.close();
-    await database.close();
+    await app?.close();
+    await database?.close();
     await proxy.cut();
     const admin = new pg.Client({ connectionString: serverUrl });
     await admin.connect();
@@ -62,8 +80,10 @@ describe('the database going away and coming back', () => {
     expect(card).toBeDefined();
 
     await proxy.cut();
+    const started = Date.now();
     const during = await app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: request('patient-view', 61) });
     expect(during.statusCode).toBe(503);
+    expect(Date.now() - started).toBeLessThan(outageAnswerBoundMs);
     expect(during.json()).toMatchObject({ error: 'database-unavailable' });
     expect(during.headers['retry-after']).toBeDefined();
     const feedback = await app.inject({
@@ -87,5 +107,93 @@ describe('the database going away and coming back', () => {
     });
     expect(stored.statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+  });
+
+  /**
+   * Brings the database back. Not in the same instant it went: the pool learns that its connections were dropped
+   * on the next turns of the event loop, as it would during any real restart.
+   */
+  async function restoreAfterOutage(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await proxy.start();
+  }
+
+  /** Posts an override of `card` and records its status and how long the answer took. */
+  async function timedFeedback(card: string): Promise<{ status: number; error: unknown; elapsedMs: number }> {
+    const started = Date.now();
+    const response = await app.inject({
+      method: 'POST',
+      url: '/cds-services/patient-view/feedback',
+      payload: { feedback: [{ card, outcome: 'overridden', outcomeTimestamp: '2026-11-23T12:00:00Z' }] },
+    });
+    return { status: response.statusCode, error: response.json().error, elapsedMs: Date.now() - started };
+  }
+
+  /** Posts a hook and records its status and how long the answer took. */
+  async function timedHook(age: number): Promise<{ status: number; error: unknown; elapsedMs: number }> {
+    const started = Date.now();
+    const response = await app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: request('patient-view', age) });
+    const body = response.json();
+    return { status: response.statusCode, error: body.error, elapsedMs: Date.now() - started };
+  }
+
+  it('answers every hook in flight when the connection is cut with 200 or 503, never 500, and none hangs', async () => {
+    const issued = await app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: request('patient-view', 60) });
+    expect(issued.statusCode).toBe(200);
+    const card = issued.json().cards[0];
+    const cut = proxy.cutAtNextQuery();
+    // Distinct ages: each hook misses the cohort cache. The feedback always queries, so the cut comes while they are all
+    // in flight, at the first query any of them sends.
+    const hooks = Array.from({ length: 6 }, (_, index) => timedHook(30 + index));
+    const feedback = Array.from({ length: 2 }, () => timedFeedback(card.uuid));
+    const [hookAnswers, feedbackAnswers] = await Promise.all([Promise.all(hooks), Promise.all(feedback)]);
+    await cut;
+    for (const answer of hookAnswers) {
+      expect([200, 503]).toContain(answer.status);
+      if (answer.status === 503) expect(answer.error).toBe('database-unavailable');
+      expect(answer.elapsedMs).toBeLessThan(outageAnswerBoundMs);
+    }
+    // Feedback can never be answered from memory: its query was the one cut, or came after the cut.
+    for (const answer of feedbackAnswers) {
+      expect(answer).toMatchObject({ status: 503, error: 'database-unavailable' });
+      expect(answer.elapsedMs).toBeLessThan(outageAnswerBoundMs);
+    }
+
+    await restoreAfterOutage();
+    expect(await timedHook(45)).toMatchObject({ status: 200 });
+    expect(await timedFeedback(card.uuid)).toMatchObject({ status: 200 });
+  });
+
+  it('answers quickly, never hangs, when the database stops answering without refusing, and recovers', async () => {
+    const before = await app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: request('patient-view', 60) });
+    expect(before.statusCode).toBe(200);
+    const card = before.json().cards[0];
+
+    proxy.blackHole();
+    // Pooled connections now send into silence, and new ones are accepted but never greeted: only the query timeout
+    // (and the pool's connection timeout) end the wait.
+    const [hookAnswers, feedbackAnswers] = await Promise.all([
+      Promise.all([51, 52, 53].map((age) => timedHook(age))),
+      Promise.all([timedFeedback(card.uuid), timedFeedback(card.uuid)]),
+    ]);
+    for (const answer of hookAnswers) {
+      // 200 only if the hook needed nothing from the database; either way, quickly.
+      expect([200, 503]).toContain(answer.status);
+      if (answer.status === 503) expect(answer.error).toBe('database-unavailable');
+      expect(answer.elapsedMs).toBeLessThan(silentAnswerBoundMs);
+    }
+    for (const answer of feedbackAnswers) {
+      expect(answer).toMatchObject({ status: 503, error: 'database-unavailable' });
+      expect(answer.elapsedMs).toBeLessThan(silentAnswerBoundMs);
+    }
+    const started = Date.now();
+    const ready = await app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(503);
+    expect(Date.now() - started).toBeLessThan(silentAnswerBoundMs);
+
+    await proxy.cut();
+    await restoreAfterOutage();
+    expect(await timedHook(54)).toMatchObject({ status: 200 });
+    expect(await timedFeedback(card.uuid)).toMatchObject({ status: 200 });
   });
 });
