@@ -61,6 +61,72 @@ describe('hostile input', () => {
     expect(response.json().details.length).toBeGreaterThan(0);
   });
 
+  /** Wrong types for a field of each kind: a string, a number, an array, an object or a Bundle. */
+  const notAString = [42, true, null, [], {}];
+  const notANumber = ['300', true, null, [], {}];
+  const notAnArray = ['ServiceRequest/ex-sr-ct-1', 42, null, {}];
+  const notAnObject = ['patient', 42, true, null, []];
+  /** Every field of the request: its path, the hook it belongs to, and the wrong values it is sent. */
+  const fields: Array<[path: string, hook: (typeof hookNames)[number], wrong: unknown[]]> = [
+    ['hook', 'patient-view', notAString],
+    ['hookInstance', 'patient-view', notAString],
+    ['fhirServer', 'patient-view', notAString],
+    ['fhirAuthorization', 'patient-view', notAnObject],
+    ['fhirAuthorization.access_token', 'patient-view', notAString],
+    ['fhirAuthorization.token_type', 'patient-view', notAString],
+    ['fhirAuthorization.expires_in', 'patient-view', notANumber],
+    ['fhirAuthorization.scope', 'patient-view', notAString],
+    ['fhirAuthorization.subject', 'patient-view', notAString],
+    ['fhirAuthorization.patient', 'patient-view', notAString],
+    ['context', 'patient-view', notAnObject],
+    ['context.userId', 'patient-view', notAString],
+    ['context.patientId', 'patient-view', notAString],
+    ['context.encounterId', 'encounter-start', notAString],
+    ['context.selections', 'order-select', notAnArray],
+    ['context.draftOrders', 'order-select', notAnObject],
+    ['context.draftOrders', 'order-sign', notAnObject],
+    ['prefetch', 'patient-view', ['patient', 42, true, null, []]],
+  ];
+
+  /** A valid request with every optional field present, so that each can be given a wrong type. */
+  function requestWithEveryField(hook: (typeof hookNames)[number]): Json {
+    const request = baseRequest(hook);
+    // Off the FHIR server allowlist, but everything is prefetched: nothing is fetched and the request is valid.
+    request.fhirServer = 'https://ehr.example.org/fhir/R4';
+    request.fhirAuthorization = { access_token: 'opaque-test-token', token_type: 'Bearer', expires_in: 300, scope: 'user/Patient.read', subject: 'cohort-cds', patient: request.context.patientId };
+    request.context.encounterId ??= 'ex-enc-ed-3306';
+    return request;
+  }
+
+  function setField(request: Json, path: string, value: unknown): void {
+    const keys = path.split('.');
+    const parent = keys.slice(0, -1).reduce<Json>((object, key) => object[key] as Json, request);
+    parent[keys.at(-1)!] = value;
+  }
+
+  it.each(hookNames)('takes %s with every optional field present (the control for the wrong types below)', async (hook) => {
+    const response = await post(`/cds-services/${hook}`, requestWithEveryField(hook));
+    expect(response.statusCode).toBe(200);
+  });
+
+  it.each(fields)('refuses a wrong type in %s (%s) with a 400 naming the field, and keeps serving', async (path, hook, wrongValues) => {
+    for (const wrong of wrongValues) {
+      const request = requestWithEveryField(hook);
+      setField(request, path, wrong);
+      const response = await post(`/cds-services/${hook}`, request);
+      const body = response.json();
+      expect({ wrong, status: response.statusCode, error: body.error }).toEqual({ wrong, status: 400, error: 'invalid-request' });
+      expect(body.message).toEqual(expect.any(String));
+      // The details point at the field (or inside it), e.g. /fhirAuthorization/expires_in.
+      const pointer = `/${path.replaceAll('.', '/')}`;
+      const paths = (body.details as { path: string; message: string }[]).map((detail) => detail.path);
+      expect({ wrong, named: paths.some((detailPath) => detailPath === pointer || detailPath.startsWith(`${pointer}/`)) }).toEqual({ wrong, named: true });
+      for (const detail of body.details as { message: unknown }[]) expect(detail.message).toEqual(expect.stringMatching(/\S/));
+    }
+    const after = await post(`/cds-services/${hook}`, requestWithEveryField(hook));
+    expect(after.statusCode).toBe(200);
+  });
+
   it.each([
     ['no birthDate', { gender: 'male' }],
     ['no gender', { birthDate: '1965-04-02' }],
