@@ -23,9 +23,12 @@ import { ReferenceDataCache, type ReferenceData } from './hooks/reference-data.j
 import { loadServiceRegistry, type ServiceRegistry } from './hooks/service-registry.js';
 import { CachedCohortSource } from './cohort/cached-source.js';
 import { AggregateCohortSource } from './db/cohort-aggregate.repository.js';
+import { loadAggregateSnapshot } from './db/aggregate-snapshot.repository.js';
+import { SnapshotCohortSource } from './cohort/snapshot-source.js';
 import { loadIcd9ToIcd10Map } from './db/code-table.repository.js';
 import { listComplaintConcepts, loadComplaintVocabulary } from './db/complaint.repository.js';
-import { loadAcceptanceEvidence, recordIssuedCards } from './db/feedback.repository.js';
+import { loadAcceptanceEvidence } from './db/feedback.repository.js';
+import { IssuedCardWriter } from './db/issued-card-writer.js';
 import { adminFeedbackRoutes } from './http/admin-feedback.routes.js';
 import { findActiveRuleSet } from './db/rule-set.repository.js';
 import { AppError } from './errors.js';
@@ -116,9 +119,19 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   const referenceTtlMs = dependencies.referenceTtlMs ?? 30000;
   // Many patients share a cohort; an ingest shows within the TTL (the reference data reloads on the same clock).
   // Precomputed aggregates where they answer exactly, else the exact SQL scan (src/db/cohort-aggregate.repository.ts).
+  // The aggregates are held in memory and swapped when their data version moves (polled off the request path), so a
+  // hook sums cells without a round trip; the SQL aggregates (then the exact scan) answer what the snapshot cannot.
   const sqlSource = new AggregateCohortSource(readDb);
+  const snapshotSource = new SnapshotCohortSource(sqlSource, {
+    load: () => loadAggregateSnapshot(readDb),
+    pollMs: config.aggregatePollMs,
+    onError: (error) => app.log.warn({ err: error }, 'could not read the cohort aggregates; hooks use the database until they can'),
+    onLoaded: (loaded) => app.log.info(loaded, 'cohort aggregates loaded into memory'),
+  });
+  app.addHook('onReady', async () => snapshotSource.start());
+  app.addHook('onClose', async () => snapshotSource.close());
   const cohortSource: CohortSource =
-    config.cohortCacheSize > 0 ? new CachedCohortSource(sqlSource, { maxEntries: config.cohortCacheSize, ttlMs: referenceTtlMs }) : sqlSource;
+    config.cohortCacheSize > 0 ? new CachedCohortSource(snapshotSource, { maxEntries: config.cohortCacheSize, ttlMs: referenceTtlMs }) : snapshotSource;
   // The code tables do not change while the service runs: read them once.
   let icd9Map: Promise<Icd9ToIcd10Map> | undefined;
   const referenceData = new ReadYourWritesReferenceData(async () => {
@@ -164,6 +177,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   app.decorate('hookCallLog', hookCallLog);
   app.addHook('onClose', async () => hookCallLog.close());
 
+  const issuedCards = new IssuedCardWriter(db);
   const resolveOptions = { timeoutMs: config.fhirFetchTimeoutMs, allowFhirServer: fhirServerGate(config.fhirServerAllowlist, app.log) };
   const registry = dependencies.registry ?? loadServiceRegistry();
   const noiseSecret = config.patientHashSecret ?? config.linkSigningSecret;
@@ -173,7 +187,8 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     referenceData,
     cohortSource,
     resolveOptions,
-    recordIssuedCards: (cards) => recordIssuedCards(db, cards),
+    // Concurrent hooks share one insert (group commit); each still waits for its own cards to be stored.
+    recordIssuedCards: (cards) => issuedCards.record(cards),
     now,
     explanationLink: (subject) => explanationLinks.link(subject),
     // Noise keyed by the configured secret: every instance and every restart shows the same noisy counts (docs/privacy.md).
@@ -202,7 +217,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     explanationLink: (subject) => explanationLinks.link(subject),
     onReferenceChange: () => {
       referenceData.invalidate();
+      // The cache clears the in-memory aggregates behind it too.
       if (cohortSource instanceof CachedCohortSource) cohortSource.clear();
+      else snapshotSource.clear();
     },
   });
   await app.register(adminEvaluationRoutes);

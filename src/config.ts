@@ -39,6 +39,8 @@ const environmentSchema = z.object({
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** Cohorts kept in memory between hooks; 0 turns the cache off. */
   COHORT_CACHE_SIZE: z.coerce.number().int().min(0).max(1_000_000).default(2000),
+  /** How often the in-memory cohort aggregates check for a new ingest or an opt-out (another instance's too). */
+  AGGREGATE_POLL_MS: z.coerce.number().int().min(100).max(60000).default(1000),
   /** Comma-separated origins allowed by CORS on the CDS endpoints; `*` allows any. */
   CORS_ORIGINS: z.string().default('*'),
   /** Only `true` turns CDS client authentication off (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients). */
@@ -81,6 +83,7 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly corsOrigins: '*' | readonly string[];
   readonly cohortCacheSize: number;
+  readonly aggregatePollMs: number;
   /** True when CDS clients are not authenticated: set explicitly, or a non-production run without issuers. */
   readonly cdsAuthDisabled: boolean;
   readonly trustedIssuers: readonly TrustedIssuer[];
@@ -164,6 +167,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     fhirFetchTimeoutMs: env.FHIR_FETCH_TIMEOUT_MS,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
     cohortCacheSize: env.COHORT_CACHE_SIZE,
+    aggregatePollMs: env.AGGREGATE_POLL_MS,
     corsOrigins: origins === '*' ? '*' : Object.freeze(origins.split(',').map((origin) => origin.trim()).filter(Boolean)),
     cdsAuthDisabled,
     trustedIssuers: Object.freeze(trustedIssuers),

@@ -90,6 +90,13 @@ export interface CachedCohortSourceOptions {
  */
 export interface VersionedCohortSource extends CohortSource {
   dataVersion(): Promise<string>;
+  /**
+   * The version as last seen, without a round trip (a source that polls it in the background): a cache compares it
+   * on every call instead of asking `dataVersion()` and making the calls of that moment wait. Undefined: not known.
+   */
+  knownVersion?(): string | undefined;
+  /** Forget what it holds (this process just changed the data). */
+  clear?(): void;
 }
 
 function isVersioned(source: CohortSource): source is VersionedCohortSource {
@@ -121,12 +128,19 @@ export class CachedCohortSource implements CohortSource {
 
   /** Asks a versioned source for its version at most every `versionCheckMs`, one question at a time. */
   private checkVersion(): Promise<void> | null {
-    if (!isVersioned(this.source) || this.now() - this.versionCheckedAt < this.versionCheckMs) return null;
+    if (!isVersioned(this.source)) return null;
     const source = this.source;
+    if (source.knownVersion) {
+      const version = source.knownVersion();
+      if (version !== undefined && this.version !== undefined && version !== this.version) this.clearOwn();
+      if (version !== undefined) this.version = version;
+      return null;
+    }
+    if (this.now() - this.versionCheckedAt < this.versionCheckMs) return null;
     this.versionCheck ??= source
       .dataVersion()
       .then((version) => {
-        if (this.version !== undefined && version !== this.version) this.clear();
+        if (this.version !== undefined && version !== this.version) this.clearOwn();
         this.version = version;
         this.versionCheckedAt = this.now();
       })
@@ -157,8 +171,13 @@ export class CachedCohortSource implements CohortSource {
     return this.baseline.get('baseline', () => this.source.describeBaseline());
   }
 
-  /** Forget everything, e.g. after an ingest or a rules change. */
+  /** Forget everything, the source's own memory included, e.g. after an ingest, an opt-out or a rules change. */
   clear(): void {
+    this.clearOwn();
+    if (isVersioned(this.source)) this.source.clear?.();
+  }
+
+  private clearOwn(): void {
     this.counts.clear();
     this.cohorts.clear();
     this.baseline.clear();

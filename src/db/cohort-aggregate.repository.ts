@@ -178,6 +178,20 @@ export async function findUsableGeneration(db: Kysely<Database>): Promise<Genera
 }
 
 /**
+ * Changes with every rebuild (an ingest), every deletion (an opt-out: the trigger counts it down) and when the
+ * aggregates stop or start being usable, whichever process did it.
+ */
+export async function aggregateDataVersion(db: Kysely<Database>): Promise<string> {
+  const result = await sql<{ version: string }>`
+    select generation.generation || ':' || generation.encounters || ':' || generation.stale || ':' ||
+      (generation.panel_fingerprint = state.panel_fingerprint) as version
+    from cohort_aggregate_generation as generation
+    join cohort_aggregate_state as state on state.id = 1
+    where generation.status = 'active'`.execute(db);
+  return result.rows[0]?.version ?? 'none';
+}
+
+/**
  * The complaint concept of the cells that hold every encounter once, whatever its complaint (none included): what
  * a cohort without a complaint criterion sums. Concepts are slugs, so this never names one.
  */
@@ -275,14 +289,8 @@ export class AggregateCohortSource implements VersionedCohortSource {
    * Changes with every rebuild (an ingest), every deletion (an opt-out: the trigger counts it down) and when the
    * aggregates stop or start being usable, whichever process did it: a cache in front of this source empties then.
    */
-  async dataVersion(): Promise<string> {
-    const result = await sql<{ version: string }>`
-      select generation.generation || ':' || generation.encounters || ':' || generation.stale || ':' ||
-        (generation.panel_fingerprint = state.panel_fingerprint) as version
-      from cohort_aggregate_generation as generation
-      join cohort_aggregate_state as state on state.id = 1
-      where generation.status = 'active'`.execute(this.db);
-    return result.rows[0]?.version ?? 'none';
+  dataVersion(): Promise<string> {
+    return aggregateDataVersion(this.db);
   }
 
   async countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {

@@ -20,7 +20,8 @@ export interface PrivacyRoutesOptions {
  */
 export function dropCohortCaches(app: Pick<FastifyInstance, 'referenceData' | 'cohortSource'>): void {
   app.referenceData.invalidate();
-  if (app.cohortSource instanceof CachedCohortSource) app.cohortSource.clear();
+  // The cache clears the in-memory aggregates behind it too; without a cache, the aggregates are the source.
+  (app.cohortSource as Partial<Pick<CachedCohortSource, 'clear'>>).clear?.();
 }
 
 // The identifier is never echoed, logged or put into an error message; the logger also redacts `patientId`.

@@ -15,6 +15,9 @@ import {
   refreshCohortAggregates,
 } from '../../src/db/cohort-aggregate.repository.js';
 import { SqlCohortSource } from '../../src/db/cohort-statistics.repository.js';
+import { AggregateSnapshot } from '../../src/cohort/aggregate-snapshot.js';
+import { SnapshotCohortSource } from '../../src/cohort/snapshot-source.js';
+import { loadAggregateSnapshot } from '../../src/db/aggregate-snapshot.repository.js';
 import type { Database } from '../../src/db/database.js';
 import { deleteEncountersOfPatients } from '../../src/db/opt-out.repository.js';
 import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
@@ -73,6 +76,31 @@ function expectedExactCalls(visits: readonly PatientFacts[], rules: Rules, crite
   return ladders + criteria.filter((one) => !answerable(one)).length;
 }
 
+/**
+ * The in-memory snapshot of the usable generation gives the exact path's answer for every ladder and cohort it
+ * answers; returns how many cohorts it described itself (the others: criteria it cannot answer, or a non-uniform item).
+ */
+async function expectSnapshotExact(db: Kysely<Database>, visits: readonly PatientFacts[], rules: Rules, criteria: readonly CohortCriteria[]): Promise<number> {
+  const loaded = await loadAggregateSnapshot(db);
+  expect(loaded.data).not.toBeNull();
+  const snapshot = new AggregateSnapshot(loaded.data!);
+  const exact = new SqlCohortSource(db);
+  for (const facts of visits) {
+    const ladder = buildCohortLadder(facts, rules).map((plan) => plan.criteria);
+    if (ladder.every((one) => snapshot.answers(one))) expect(snapshot.countCohorts(ladder)).toEqual(await exact.countCohorts(ladder));
+  }
+  let described = 0;
+  for (const one of criteria) {
+    expect(snapshot.answers(one)).toBe(answerable(one));
+    const statistics = snapshot.answers(one) ? snapshot.describeCohort(one) : null;
+    if (statistics === null) continue;
+    expect(statistics).toEqual(await exact.describeCohort(one));
+    described += 1;
+  }
+  expect(snapshot.describeBaseline()).toEqual(await exact.describeBaseline());
+  return described;
+}
+
 const variants: Record<string, Partial<Rules>> = {
   default: {},
   'acuity within 1': { acuityMatch: 'within-1' },
@@ -124,6 +152,8 @@ describe('AggregateCohortSource on the real demo', () => {
       // The aggregates did the work wherever the criteria allow (exact codes and several concepts do not).
       expect(aggregates.answered.exact).toBe(expectedExactCalls(visits, rules, criteria));
       expect(aggregates.answered.aggregates).toBeGreaterThan(criteria.length / 2);
+      // The same cells held in memory answer the same.
+      expect(await expectSnapshotExact(database.db, visits, rules, criteria)).toBeGreaterThan(criteria.length / 2);
     }, 300000);
   }
 
@@ -162,6 +192,7 @@ describe('AggregateCohortSource on the real demo', () => {
     expect(await aggregates.describeBaseline()).toEqual(await exact.describeBaseline());
     expect(aggregates.answered.exact).toBe(expectedExactCalls(visits, rules, criteria));
     expect(remaining.length).toBe(visits.length - removed.encounters);
+    expect(await expectSnapshotExact(database.db, visits, rules, criteria)).toBeGreaterThan(criteria.length / 2);
     visits = remaining;
   }, 300000);
 
@@ -180,6 +211,61 @@ describe('AggregateCohortSource on the real demo', () => {
     expect(await aggregates.describeCohort(criteria.at(-1)!)).toEqual(await exact.describeCohort(criteria.at(-1)!));
     expect(aggregates.answered).toEqual({ aggregates: 1, exact: 1 });
   }, 120000);
+});
+
+describe('SnapshotCohortSource on the real demo', () => {
+  let database: TestDatabase;
+  let visits: PatientFacts[];
+
+  beforeAll(async () => {
+    database = await openDemo(mimicDemoDirectory);
+    visits = await visitFacts(database.db);
+  }, 180000);
+
+  afterAll(async () => {
+    await database?.close();
+  });
+
+  it('answers from memory, sees a deletion made elsewhere at its next poll, and never serves the old numbers after clear()', async () => {
+    const rules = rulesSchema.parse({});
+    const exact = new SqlCohortSource(database.db);
+    const source = new SnapshotCohortSource(new AggregateCohortSource(database.db), { load: () => loadAggregateSnapshot(database.db), pollMs: 60_000 });
+    await source.start();
+    try {
+      const ladders = visits.map((facts) => buildCohortLadder(facts, rules).map((plan) => plan.criteria));
+      for (const ladder of ladders) expect(await source.countCohorts(ladder)).toEqual(await exact.countCohorts(ladder));
+      expect(source.answered.fallback).toBe(0);
+      const versionBefore = source.knownVersion();
+      expect(versionBefore).toBeDefined();
+
+      // A deletion committed elsewhere: the snapshot still holds the old counts until the next poll, then not.
+      const patient = await sql<{ patient_key: string }>`
+        select patient_key from cohort_encounter group by patient_key order by count(*) desc, patient_key limit 1`.execute(database.db);
+      const removed = await database.db.transaction().execute((trx) => deleteEncountersOfPatients(trx, [patient.rows[0]!.patient_key]));
+      expect(removed.encounters).toBeGreaterThan(1);
+      const widest = ladders.map((ladder) => ladder.at(-1)!);
+      const stale = await source.countCohorts(widest);
+      const truth = await exact.countCohorts(widest);
+      expect(stale).not.toEqual(truth);
+      await source.poll();
+      expect(source.knownVersion()).not.toBe(versionBefore);
+      expect(await source.countCohorts(widest)).toEqual(truth);
+      expect(await source.describeCohort(widest[0]!)).toEqual(await exact.describeCohort(widest[0]!));
+      expect(await source.describeBaseline()).toEqual(await exact.describeBaseline());
+
+      // clear(): the very next call goes to the database, whatever the snapshot held.
+      const fallbackBefore = source.answered.fallback;
+      source.clear();
+      expect(await source.countCohorts(widest)).toEqual(truth);
+      expect(source.answered.fallback).toBe(fallbackBefore + 1);
+      await source.poll();
+      const snapshotBefore = source.answered.snapshot;
+      expect(await source.countCohorts(widest)).toEqual(truth);
+      expect(source.answered.snapshot).toBe(snapshotBefore + 1);
+    } finally {
+      source.close();
+    }
+  }, 300000);
 });
 
 describe('AggregateCohortSource after an opt-out', () => {
