@@ -76,33 +76,57 @@ interface Tally {
 
 /** One reputation per clinician named in the encounters' items, sorted by clinician key. */
 export function computeReputation(encounters: readonly ReputationEncounter[], options: ReputationOptions = defaultReputationOptions): ReputationSummary {
-  // Consensus per complaint concept: how many encounters, and how many received each item.
-  const concepts = new Map<string, { size: number; items: Map<string, number> }>();
-  for (const encounter of encounters) {
+  const accumulator = new ReputationAccumulator(options);
+  for (const encounter of encounters) accumulator.addToConsensus(encounter);
+  for (const encounter of encounters) accumulator.addToTallies(encounter);
+  return accumulator.finish();
+}
+
+/**
+ * `computeReputation` in two streamed passes, so that a cohort too large for memory can be read a chunk at a time:
+ * first every encounter into the consensus of its complaint concept (`addToConsensus`), then, in the same order,
+ * the encounters into the clinicians' tallies (`addToTallies`). An encounter without a clinician adds nothing to the
+ * tallies, so the second pass may skip it, and may give only the items that name a clinician. Memory grows with
+ * the complaint concepts × items and with the clinicians, never with the encounters.
+ */
+export class ReputationAccumulator {
+  /** Consensus per complaint concept: how many encounters, and how many received each item. */
+  private readonly concepts = new Map<string, { size: number; items: Map<string, number> }>();
+  private readonly tallies = new Map<string, Tally>();
+  private encounters = 0;
+  private items = 0;
+  private itemsWithClinician = 0;
+  private tallying = false;
+
+  constructor(private readonly options: ReputationOptions = defaultReputationOptions) {}
+
+  /** Pass 1: every encounter of the cohort, each once. */
+  addToConsensus(encounter: Pick<ReputationEncounter, 'complaintConcepts' | 'items'>): void {
+    if (this.tallying) throw new Error('The consensus is complete once the tallies have begun');
+    this.encounters += 1;
+    this.items += encounter.items.length;
     const concept = primaryConcept(encounter.complaintConcepts);
-    if (concept === null) continue;
-    let group = concepts.get(concept);
-    if (!group) concepts.set(concept, (group = { size: 0, items: new Map() }));
+    if (concept === null) return;
+    let group = this.concepts.get(concept);
+    if (!group) this.concepts.set(concept, (group = { size: 0, items: new Map() }));
     group.size += 1;
     for (const code of new Set(encounter.items.map((item) => item.itemCode))) group.items.set(code, (group.items.get(code) ?? 0) + 1);
   }
 
-  const tallies = new Map<string, Tally>();
-  let items = 0;
-  let itemsWithClinician = 0;
-  for (const encounter of encounters) {
-    items += encounter.items.length;
+  /** Pass 2: the encounters again, in the order of pass 1; those without a clinician may be left out. */
+  addToTallies(encounter: ReputationEncounter): void {
+    this.tallying = true;
     const clinicians = encounter.clinicianByItem;
-    if (!clinicians || clinicians.size === 0) continue;
+    if (!clinicians || clinicians.size === 0) return;
     const concept = primaryConcept(encounter.complaintConcepts);
-    const group = concept === null ? undefined : concepts.get(concept);
+    const group = concept === null ? undefined : this.concepts.get(concept);
     const seenHere = new Set<string>();
     for (const { itemCode } of encounter.items) {
       const clinician = clinicians.get(itemCode);
       if (clinician === undefined) continue;
-      itemsWithClinician += 1;
-      let tally = tallies.get(clinician);
-      if (!tally) tallies.set(clinician, (tally = { orders: 0, agreementSum: 0, encounters: 0, returns: 0 }));
+      this.itemsWithClinician += 1;
+      let tally = this.tallies.get(clinician);
+      if (!tally) this.tallies.set(clinician, (tally = { orders: 0, agreementSum: 0, encounters: 0, returns: 0 }));
       if (!seenHere.has(clinician)) {
         seenHere.add(clinician);
         tally.encounters += 1;
@@ -116,41 +140,45 @@ export function computeReputation(encounters: readonly ReputationEncounter[], op
     }
   }
 
-  let orders = 0;
-  let agreementSum = 0;
-  let clinicianEncounters = 0;
-  let returns = 0;
-  for (const tally of tallies.values()) {
-    orders += tally.orders;
-    agreementSum += tally.agreementSum;
-    clinicianEncounters += tally.encounters;
-    returns += tally.returns;
-  }
-  const meanAgreement = orders === 0 ? null : agreementSum / orders;
-  const meanReturnRate72h = clinicianEncounters === 0 ? null : returns / clinicianEncounters;
+  /** The summary of both passes. */
+  finish(): ReputationSummary {
+    const options = this.options;
+    let orders = 0;
+    let agreementSum = 0;
+    let clinicianEncounters = 0;
+    let returns = 0;
+    for (const tally of this.tallies.values()) {
+      orders += tally.orders;
+      agreementSum += tally.agreementSum;
+      clinicianEncounters += tally.encounters;
+      returns += tally.returns;
+    }
+    const meanAgreement = orders === 0 ? null : agreementSum / orders;
+    const meanReturnRate72h = clinicianEncounters === 0 ? null : returns / clinicianEncounters;
 
-  const clinicians = [...tallies.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([clinicianKey, tally]): ClinicianReputation => {
-      const priorAgreement = meanAgreement ?? 0;
-      const agreement =
-        (tally.agreementSum + options.agreementPriorOrders * priorAgreement) / (tally.orders + options.agreementPriorOrders);
-      const priorReturn = meanReturnRate72h ?? 0;
-      const returnRate72h = (tally.returns + options.returnPriorEncounters * priorReturn) / (tally.encounters + options.returnPriorEncounters);
-      const agreementRatio = meanAgreement === null || meanAgreement === 0 ? 1 : agreement / meanAgreement;
-      const returnRatio = meanReturnRate72h === null || meanReturnRate72h === 1 ? 1 : (1 - returnRate72h) / (1 - meanReturnRate72h);
-      const weight = Math.min(options.maxWeight, Math.max(options.minWeight, agreementRatio * returnRatio));
-      return {
-        clinicianKey,
-        orders: tally.orders,
-        encounters: tally.encounters,
-        rawAgreement: tally.orders === 0 ? null : tally.agreementSum / tally.orders,
-        agreement,
-        returnRate72h,
-        weight,
-      };
-    });
-  return { clinicians, meanAgreement, meanReturnRate72h, encounters: encounters.length, items, itemsWithClinician };
+    const clinicians = [...this.tallies.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([clinicianKey, tally]): ClinicianReputation => {
+        const priorAgreement = meanAgreement ?? 0;
+        const agreement =
+          (tally.agreementSum + options.agreementPriorOrders * priorAgreement) / (tally.orders + options.agreementPriorOrders);
+        const priorReturn = meanReturnRate72h ?? 0;
+        const returnRate72h = (tally.returns + options.returnPriorEncounters * priorReturn) / (tally.encounters + options.returnPriorEncounters);
+        const agreementRatio = meanAgreement === null || meanAgreement === 0 ? 1 : agreement / meanAgreement;
+        const returnRatio = meanReturnRate72h === null || meanReturnRate72h === 1 ? 1 : (1 - returnRate72h) / (1 - meanReturnRate72h);
+        const weight = Math.min(options.maxWeight, Math.max(options.minWeight, agreementRatio * returnRatio));
+        return {
+          clinicianKey,
+          orders: tally.orders,
+          encounters: tally.encounters,
+          rawAgreement: tally.orders === 0 ? null : tally.agreementSum / tally.orders,
+          agreement,
+          returnRate72h,
+          weight,
+        };
+      });
+    return { clinicians, meanAgreement, meanReturnRate72h, encounters: this.encounters, items: this.items, itemsWithClinician: this.itemsWithClinician };
+  }
 }
 
 /**
