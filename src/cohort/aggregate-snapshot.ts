@@ -64,6 +64,8 @@ export interface AggregateSnapshotData {
 interface IndexedCell extends SnapshotCell {
   /** The cell's categories as numbers of the snapshot's category table, for flag look-ups instead of string sets. */
   readonly categoryIds: Int32Array;
+  /** Position in the snapshot, to mark a cell seen once when walking several posting lists. */
+  readonly serial: number;
 }
 
 /** Whether a cell's categories overlap the wanted ones (`wanted` flags them by number; `wantedCount` of them). */
@@ -82,31 +84,81 @@ function overlaps(own: Int32Array, wanted: Uint8Array, wantedCount: number, over
   }
 }
 
-/** percentile_cont(0.5) over a histogram, as PostgreSQL interpolates between the two middle values. */
-function histogramMedian(keys: readonly number[], counts: ReadonlyMap<number, number>, total: number): number | null {
-  if (total === 0) return null;
-  const lowerRank = Math.floor((total - 1) * 0.5);
-  const upperRank = Math.ceil((total - 1) * 0.5);
-  let upTo = 0;
-  let lower: number | null = null;
-  for (const key of keys) {
-    upTo += counts.get(key)!;
-    if (lower === null && upTo > lowerRank) lower = key;
-    if (upTo > upperRank) return lower === key ? key : lower! + 0.5 * (key - lower!);
+/**
+ * A histogram over a known range of whole keys (minutes), kept as one dense array reused by every call: summing the
+ * cells' histograms is then an add per entry, and the median a walk over the touched range (no map, no sort).
+ */
+class DenseHistogram {
+  private readonly counts: Float64Array;
+  private low = Number.POSITIVE_INFINITY;
+  private high = Number.NEGATIVE_INFINITY;
+  private total = 0;
+
+  constructor(
+    private readonly minimum: number,
+    maximum: number,
+  ) {
+    this.counts = new Float64Array(Math.max(0, maximum - minimum + 1));
   }
-  return null;
+
+  add(histogram: Histogram): void {
+    const { keys, counts } = histogram;
+    for (let index = 0; index < keys.length; index += 1) {
+      const count = counts[index]!;
+      if (count <= 0) continue;
+      const slot = keys[index]! - this.minimum;
+      this.counts[slot] = this.counts[slot]! + count;
+      if (slot < this.low) this.low = slot;
+      if (slot > this.high) this.high = slot;
+      this.total += count;
+    }
+  }
+
+  /** The number of values, and their percentile_cont(0.5) as PostgreSQL interpolates it; empties the histogram. */
+  takeMedian(): { readonly known: number; readonly median: number | null } {
+    const total = this.total;
+    let median: number | null = null;
+    if (total > 0) {
+      const lowerRank = Math.floor((total - 1) * 0.5);
+      const upperRank = Math.ceil((total - 1) * 0.5);
+      let upTo = 0;
+      let lower: number | null = null;
+      for (let slot = this.low; slot <= this.high; slot += 1) {
+        const count = this.counts[slot]!;
+        if (count === 0) continue;
+        upTo += count;
+        const key = slot + this.minimum;
+        if (lower === null && upTo > lowerRank) lower = key;
+        if (upTo > upperRank) {
+          median = lower === key ? key : lower! + 0.5 * (key - lower!);
+          break;
+        }
+      }
+      this.counts.fill(0, this.low, this.high + 1);
+    }
+    this.low = Number.POSITIVE_INFINITY;
+    this.high = Number.NEGATIVE_INFINITY;
+    this.total = 0;
+    return { known: total, median };
+  }
 }
 
-function addHistogram(into: Map<number, number>, histogram: Histogram): number {
-  let total = 0;
-  for (let index = 0; index < histogram.keys.length; index += 1) {
-    const count = histogram.counts[index]!;
-    if (count <= 0) continue;
-    const key = histogram.keys[index]!;
-    into.set(key, (into.get(key) ?? 0) + count);
-    total += count;
+/** A dense histogram spanning every key of these histograms. */
+function denseHistogramFor(histograms: readonly Histogram[]): DenseHistogram {
+  let minimum = 0;
+  let maximum = -1;
+  for (const { keys } of histograms) {
+    // Keys are ascending within a histogram.
+    if (keys.length === 0) continue;
+    if (maximum < minimum) {
+      minimum = keys[0]!;
+      maximum = keys[keys.length - 1]!;
+    } else {
+      minimum = Math.min(minimum, keys[0]!);
+      maximum = Math.max(maximum, keys[keys.length - 1]!);
+    }
   }
-  return total;
+  return new DenseHistogram(minimum, maximum);
 }
 
 /** Criteria as a cell is tested against them (see AggregateSnapshot.prepare). */
@@ -119,6 +171,8 @@ interface PreparedCriteria {
   /** The distinct ICD-10 categories wanted, flagged by number (categories no cell has count but flag nothing); null: none. */
   readonly categories: Uint8Array | null;
   readonly categoryCount: number;
+  /** The numbers of the wanted categories some cell has (a category no cell has can match nothing). */
+  readonly categoryList: readonly number[];
   readonly overlap: Icd10Overlap;
   readonly sites: ReadonlySet<string> | null;
   /** Cells of this start year or earlier are outside a look-back window; null: no window. */
@@ -139,8 +193,20 @@ function cellMatches(cell: IndexedCell, criteria: PreparedCriteria): boolean {
 /** Cells sorted by age, so that an age band is a binary search and a slice. */
 type AgeSortedCells = readonly IndexedCell[];
 
-function ageSorted(cells: IndexedCell[]): AgeSortedCells {
-  return cells.sort((a, b) => a.ageYears - b.ageYears);
+/** Age-sorted cells and the running sum of their encounters: a band's size without visiting it. */
+interface CellRun {
+  readonly cells: AgeSortedCells;
+  /** `encountersBefore[i]`: the encounters of cells[0..i-1]; one longer than `cells`. */
+  readonly encountersBefore: Float64Array;
+}
+
+function ageSorted(cells: IndexedCell[]): CellRun {
+  cells.sort((a, b) => a.ageYears - b.ageYears);
+  const encountersBefore = new Float64Array(cells.length + 1);
+  cells.forEach((cell, index) => {
+    encountersBefore[index + 1] = encountersBefore[index]! + cell.encounters;
+  });
+  return { cells, encountersBefore };
 }
 
 /** The first position whose age is at least `age`. */
@@ -158,37 +224,55 @@ function firstAtLeast(cells: AgeSortedCells, age: number): number {
 /** One generation's aggregates in memory, answering the criteria it can answer exactly. */
 export class AggregateSnapshot {
   /** Per complaint concept: its cells by age, and per sex its cells by age. */
-  private readonly index = new Map<string, { readonly all: AgeSortedCells; readonly bySex: ReadonlyMap<string, AgeSortedCells> }>();
+  private readonly index = new Map<string, { readonly all: CellRun; readonly bySex: ReadonlyMap<string, CellRun> }>();
   /** The newest start year with encounters: what a look-back window without a reference year counts back from. */
   private readonly newestStartYear: number | null;
   /** Every ICD-10 category of any cell, numbered. */
   private readonly categoryIds = new Map<string, number>();
+  /** Per complaint concept, per category number: the cells having it (what an ICD-10 criterion walks). */
+  private readonly postings = new Map<string, Map<number, IndexedCell[]>>();
+  /** Scratch histograms of the lengths of stay, reused by every describe (one call at a time: all of it is synchronous). */
+  private readonly edScratch: DenseHistogram;
+  private readonly hospitalScratch: DenseHistogram;
+  /** Per cell serial, the walk that last saw it (`walk`), so a cell on several posting lists is tested once. */
+  private readonly seenInWalk: Uint32Array;
+  private walk = 0;
 
   constructor(readonly data: AggregateSnapshotData) {
     let newest: number | null = null;
     const byConcept = new Map<string, IndexedCell[]>();
-    for (const cell of data.cells) {
+    data.cells.forEach((cell, serial) => {
       const categoryIds = Int32Array.from(new Set(cell.icd10Categories), (category) => {
         let id = this.categoryIds.get(category);
         if (id === undefined) this.categoryIds.set(category, (id = this.categoryIds.size));
         return id;
       });
-      const indexed: IndexedCell = { ...cell, categoryIds };
+      const indexed: IndexedCell = { ...cell, categoryIds, serial };
       const list = byConcept.get(cell.complaintConcept);
       if (list) list.push(indexed);
       else byConcept.set(cell.complaintConcept, [indexed]);
       if (cell.encounters > 0 && (newest === null || cell.startYear > newest)) newest = cell.startYear;
-    }
+    });
     for (const [concept, cells] of byConcept) {
       const bySex = new Map<string, IndexedCell[]>();
+      const byCategory = new Map<number, IndexedCell[]>();
       for (const cell of cells) {
         const list = bySex.get(cell.sex);
         if (list) list.push(cell);
         else bySex.set(cell.sex, [cell]);
+        for (const id of cell.categoryIds) {
+          const posting = byCategory.get(id);
+          if (posting) posting.push(cell);
+          else byCategory.set(id, [cell]);
+        }
       }
       this.index.set(concept, { all: ageSorted([...cells]), bySex: new Map([...bySex].map(([sex, list]) => [sex, ageSorted(list)])) });
+      this.postings.set(concept, byCategory);
     }
     this.newestStartYear = newest;
+    this.seenInWalk = new Uint32Array(data.cells.length);
+    this.edScratch = denseHistogramFor(data.cells.map((cell) => cell.edLengthOfStay));
+    this.hospitalScratch = denseHistogramFor(data.cells.map((cell) => cell.hospitalLengthOfStay));
   }
 
   get generation(): number {
@@ -206,15 +290,18 @@ export class AggregateSnapshot {
     );
   }
 
-  private wantedCategories(criteria: CohortCriteria): Pick<PreparedCriteria, 'categories' | 'categoryCount'> {
-    if (criteria.icd10 === null) return { categories: null, categoryCount: 0 };
+  private wantedCategories(criteria: CohortCriteria): Pick<PreparedCriteria, 'categories' | 'categoryCount' | 'categoryList'> {
+    if (criteria.icd10 === null) return { categories: null, categoryCount: 0, categoryList: [] };
     const wanted = new Set(criteria.icd10.codes.map((code) => code.slice(0, 3)));
     const flags = new Uint8Array(this.categoryIds.size);
+    const list: number[] = [];
     for (const category of wanted) {
       const id = this.categoryIds.get(category);
-      if (id !== undefined) flags[id] = 1;
+      if (id === undefined) continue;
+      flags[id] = 1;
+      list.push(id);
     }
-    return { categories: flags, categoryCount: wanted.size };
+    return { categories: flags, categoryCount: wanted.size, categoryList: list };
   }
 
   /** The criteria in the form a cell is tested against; null when no cell can match. */
@@ -243,20 +330,67 @@ export class AggregateSnapshot {
    * The cells within the concept, sex and age band given: a binary search and a slice of the age-sorted cells
    * (`from` inclusive, `to` exclusive); the caller tests the rest.
    */
-  private candidates(concept: string, sex: string | null, ageMin: number, ageMax: number): { readonly cells: AgeSortedCells; readonly from: number; readonly to: number } {
+  private candidates(
+    concept: string,
+    sex: string | null,
+    ageMin: number,
+    ageMax: number,
+  ): { readonly cells: AgeSortedCells; readonly from: number; readonly to: number; readonly encounters: number } {
     const entry = this.index.get(concept);
-    const cells = (entry === undefined ? undefined : sex === null ? entry.all : entry.bySex.get(sex)) ?? [];
-    const from = Number.isFinite(ageMin) ? firstAtLeast(cells, ageMin) : 0;
-    const to = Number.isFinite(ageMax) ? firstAtLeast(cells, ageMax + 1) : cells.length;
-    return { cells, from, to };
+    const run = entry === undefined ? undefined : sex === null ? entry.all : entry.bySex.get(sex);
+    if (!run) return { cells: [], from: 0, to: 0, encounters: 0 };
+    const from = Number.isFinite(ageMin) ? firstAtLeast(run.cells, ageMin) : 0;
+    const to = Number.isFinite(ageMax) ? firstAtLeast(run.cells, ageMax + 1) : run.cells.length;
+    return { cells: run.cells, from, to, encounters: to > from ? run.encountersBefore[to]! - run.encountersBefore[from]! : 0 };
+  }
+
+  /**
+   * The cells of an ICD-10 criterion: a matching cell shares at least one wanted category (`any`, and `jaccard` > 0)
+   * or has them all (`all`), so walking the posting lists of the wanted categories finds every one, each tested once;
+   * or the age band is walked instead, whichever is shorter.
+   */
+  private cellsByCategory(prepared: PreparedCriteria, visit: (cell: IndexedCell) => void): void {
+    const postings = this.postings.get(prepared.concept);
+    if (!postings) return;
+    let lists = prepared.categoryList.map((id) => postings.get(id) ?? []);
+    if (prepared.overlap.measure === 'all') {
+      // Every wanted category must be there: one list (the shortest) holds every candidate; none if one is unknown.
+      if (prepared.categoryList.length < prepared.categoryCount) return;
+      lists = lists.length === 0 ? [] : [lists.reduce((shortest, list) => (list.length < shortest.length ? list : shortest))];
+    }
+    // Common categories (hypertension, say) are on most cells: then the age band is the shorter walk.
+    const band = this.candidates(prepared.concept, prepared.sex, prepared.ageMin, prepared.ageMax);
+    const postingLength = lists.reduce((sum, list) => sum + list.length, 0);
+    if (band.to - band.from <= postingLength) {
+      for (let position = band.from; position < band.to; position += 1) {
+        if (cellMatches(band.cells[position]!, prepared)) visit(band.cells[position]!);
+      }
+      return;
+    }
+    this.walk = (this.walk + 1) >>> 0;
+    if (this.walk === 0) {
+      this.seenInWalk.fill(0);
+      this.walk = 1;
+    }
+    for (const list of lists) {
+      for (const cell of list) {
+        if (this.seenInWalk[cell.serial] === this.walk) continue;
+        this.seenInWalk[cell.serial] = this.walk;
+        if (cellMatches(cell, prepared)) visit(cell);
+      }
+    }
   }
 
   /** The cells of a cohort; the criteria must be answerable. */
   private cellsOf(criteria: CohortCriteria): IndexedCell[] {
     const prepared = this.prepare(criteria);
     if (prepared === null) return [];
-    const { cells, from, to } = this.candidates(prepared.concept, prepared.sex, prepared.ageMin, prepared.ageMax);
     const matching: IndexedCell[] = [];
+    if (prepared.categories !== null && prepared.categoryCount > 0) {
+      this.cellsByCategory(prepared, (cell) => matching.push(cell));
+      return matching;
+    }
+    const { cells, from, to } = this.candidates(prepared.concept, prepared.sex, prepared.ageMin, prepared.ageMax);
     for (let position = from; position < to; position += 1) {
       if (cellMatches(cells[position]!, prepared)) matching.push(cells[position]!);
     }
@@ -264,8 +398,8 @@ export class AggregateSnapshot {
   }
 
   /**
-   * The size of each cohort; every criteria must be answerable. The rungs of a ladder share their concept and widen
-   * step by step, so the cells of the widest band are visited once and tested against every rung.
+   * The size of each cohort; every criteria must be answerable. Rungs with an ICD-10 criterion walk its categories'
+   * cells; the others share their concept and widen step by step, so their widest band is visited once for all.
    */
   countCohorts(criteria: readonly CohortCriteria[]): number[] {
     const sizes = criteria.map(() => 0);
@@ -273,6 +407,17 @@ export class AggregateSnapshot {
     criteria.forEach((one, index) => {
       const prepared = this.prepare(one);
       if (prepared === null) return;
+      if (prepared.categories !== null && prepared.categoryCount > 0) {
+        this.cellsByCategory(prepared, (cell) => {
+          sizes[index] = sizes[index]! + cell.encounters;
+        });
+        return;
+      }
+      if (prepared.categories === null && prepared.acuity === null && prepared.sites === null && prepared.oldestExcluded === null) {
+        // Only concept, sex and age: the band's running sums give its size at once.
+        sizes[index] = this.candidates(prepared.concept, prepared.sex, prepared.ageMin, prepared.ageMax).encounters;
+        return;
+      }
       const group = byConcept.get(prepared.concept);
       if (group) group.push({ index, prepared });
       else byConcept.set(prepared.concept, [{ index, prepared }]);
@@ -304,10 +449,6 @@ export class AggregateSnapshot {
     // Items are summed in an array indexed like `data.items`; `touched` lists the ones seen, in first-seen order.
     const itemTotals = new Int32Array(this.data.items.length);
     const touched: number[] = [];
-    const ed = new Map<number, number>();
-    const hospital = new Map<number, number>();
-    let edKnown = 0;
-    let hospitalKnown = 0;
     for (const cell of this.cellsOf(criteria)) {
       size += cell.encounters;
       admitted += cell.admitted;
@@ -320,9 +461,12 @@ export class AggregateSnapshot {
         if (itemTotals[key] === 0) touched.push(key);
         itemTotals[key] = itemTotals[key]! + count;
       }
-      edKnown += addHistogram(ed, cell.edLengthOfStay);
-      hospitalKnown += addHistogram(hospital, cell.hospitalLengthOfStay);
+      this.edScratch.add(cell.edLengthOfStay);
+      this.hospitalScratch.add(cell.hospitalLengthOfStay);
     }
+    // Taken (and the scratch emptied) before anything can return.
+    const ed = this.edScratch.takeMedian();
+    const hospital = this.hospitalScratch.takeMedian();
     const items: ItemCount[] = [];
     for (const index of touched) {
       const encounters = itemTotals[index]!;
@@ -340,17 +484,16 @@ export class AggregateSnapshot {
     }
     // The SQL's order: most encounters first, then the item code (byte order, as under the C collation).
     items.sort((a, b) => b.encounters - a.encounters || (a.itemCode < b.itemCode ? -1 : a.itemCode > b.itemCode ? 1 : 0));
-    const ascending = (histogram: Map<number, number>) => [...histogram.keys()].sort((a, b) => a - b);
     return {
       size,
       items,
       outcomes: {
         admitted,
         returned72h,
-        edLosMedianMinutes: histogramMedian(ascending(ed), ed, edKnown),
-        edLosKnown: edKnown,
-        hospitalLosMedianMinutes: histogramMedian(ascending(hospital), hospital, hospitalKnown),
-        hospitalLosKnown: hospitalKnown,
+        edLosMedianMinutes: ed.median,
+        edLosKnown: ed.known,
+        hospitalLosMedianMinutes: hospital.median,
+        hospitalLosKnown: hospital.known,
       },
     };
   }

@@ -75,8 +75,21 @@ export async function loadAggregateSnapshot(db: Kysely<Database>): Promise<Loade
       // Ordered by the bigint column (the text alias would sort '1000' before '999'), so each range below is contiguous.
       // Items and stays are the bulk (hundreds of thousands of rows at a million encounters): read by ranges of cells
       // along their primary keys, so that no single query outlasts the pool's query timeout however large the cohort.
-      const items: { cell_id: string; item_code: string; encounters: number }[] = [];
-      const stays: { cell_id: string; kind: 'ed' | 'hospital'; minutes: number; encounters: number }[] = [];
+      const itemList: SnapshotItem[] = details.rows.map((row) => ({
+        itemCode: row.item_code,
+        category: row.category,
+        kind: row.kind,
+        display: row.display,
+        codeSystem: row.code_system,
+        code: row.code,
+        uniform: row.uniform,
+      }));
+      const itemIndex = new Map(itemList.map((item, index) => [item.itemCode, index]));
+      // Each range's rows become the typed histograms of its cells at once, so the rows of one range at most are
+      // held as objects (the resident peak of a reload stays small however large the cohort).
+      const itemHistograms = new Map<string, Histogram>();
+      const edHistograms = new Map<string, Histogram>();
+      const hospitalHistograms = new Map<string, Histogram>();
       for (let start = 0; start < cells.rows.length; start += cellsPerRead) {
         const first = cells.rows[start]!.cell_id;
         const last = cells.rows[Math.min(start + cellsPerRead, cells.rows.length) - 1]!.cell_id;
@@ -88,29 +101,17 @@ export async function loadAggregateSnapshot(db: Kysely<Database>): Promise<Loade
             select cast(cell_id as text) as cell_id, kind, minutes, encounters from cohort_aggregate_length_of_stay
             where cell_id between cast(${first} as bigint) and cast(${last} as bigint) and generation = ${id} and encounters > 0`.execute(trx),
         ]);
-        for (const row of itemRange.rows) items.push(row);
-        for (const row of stayRange.rows) stays.push(row);
+        // An item without a detail row cannot be shown (the SQL path's join drops it too).
+        const itemRows = itemRange.rows.flatMap((row) => {
+          const key = itemIndex.get(row.item_code);
+          return key === undefined ? [] : [{ cell: row.cell_id, key, count: Number(row.encounters) }];
+        });
+        const stayRows = (kind: 'ed' | 'hospital') =>
+          stayRange.rows.filter((row) => row.kind === kind).map((row) => ({ cell: row.cell_id, key: Number(row.minutes), count: Number(row.encounters) }));
+        for (const [cell, histogram] of histograms(itemRows)) itemHistograms.set(cell, histogram);
+        for (const [cell, histogram] of histograms(stayRows('ed'))) edHistograms.set(cell, histogram);
+        for (const [cell, histogram] of histograms(stayRows('hospital'))) hospitalHistograms.set(cell, histogram);
       }
-      const itemList: SnapshotItem[] = details.rows.map((row) => ({
-        itemCode: row.item_code,
-        category: row.category,
-        kind: row.kind,
-        display: row.display,
-        codeSystem: row.code_system,
-        code: row.code,
-        uniform: row.uniform,
-      }));
-      const itemIndex = new Map(itemList.map((item, index) => [item.itemCode, index]));
-      // An item without a detail row cannot be shown (the SQL path's join drops it too).
-      const itemRows = items.flatMap((row) => {
-        const key = itemIndex.get(row.item_code);
-        return key === undefined ? [] : [{ cell: row.cell_id, key, count: Number(row.encounters) }];
-      });
-      const itemHistograms = histograms(itemRows);
-      const edHistograms = histograms(stays.filter((row) => row.kind === 'ed').map((row) => ({ cell: row.cell_id, key: Number(row.minutes), count: Number(row.encounters) })));
-      const hospitalHistograms = histograms(
-        stays.filter((row) => row.kind === 'hospital').map((row) => ({ cell: row.cell_id, key: Number(row.minutes), count: Number(row.encounters) })),
-      );
       const snapshotCells: SnapshotCell[] = cells.rows.map((row) => ({
         complaintConcept: row.complaint_concept,
         sex: row.sex,

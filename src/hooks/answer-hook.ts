@@ -99,10 +99,13 @@ export function createHookAnswerer(dependencies: HookDependencies): HookAnswerer
       icd9Map: reference.icd9Map,
       now: dependencies.now(),
     });
+    // The baseline from the cohort source, not the reference data: it follows an ingest or an opt-out (this
+    // instance's or another's) as soon as the cohort statistics do, instead of after the reference TTL.
+    const baseline = await dependencies.cohortSource.describeBaseline();
     const { outcome, built } = await answerForFacts({
       facts,
       versionedRules: reference.rules,
-      reference,
+      reference: { ...reference, baseline },
       cohortSource: dependencies.cohortSource,
       serviceId: service.id,
       hookInstance: request.hookInstance,
