@@ -160,6 +160,16 @@ export async function refreshCohortAggregates(db: Kysely<Database>): Promise<Agg
   return rebuildCohortAggregates(db, active ? aggregateDimensionsFor(active.rules) : { bySite: false, byStartYear: false });
 }
 
+/**
+ * Whether the active generation is split the way these rules need (sites, start years); when it is not, the hooks
+ * fall back to the exact scan for every cohort until a rebuild.
+ */
+export async function aggregatesFitRules(db: Kysely<Database>, rules: Rules): Promise<boolean> {
+  const generation = await findUsableGeneration(db);
+  const needed = aggregateDimensionsFor(rules);
+  return generation !== null && (!needed.bySite || generation.bySite) && (!needed.byStartYear || generation.byStartYear);
+}
+
 interface Generation {
   readonly generation: number;
   readonly bySite: boolean;

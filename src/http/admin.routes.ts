@@ -8,6 +8,7 @@ import { searchIcd10Codes } from '../db/code-table.repository.js';
 import { listUnmappedComplaints, remapComplaintConcepts, summarizeCohort } from '../db/complaint-mapping.repository.js';
 import { listComplaintConcepts, loadComplaintVocabulary, saveComplaintSynonym } from '../db/complaint.repository.js';
 import { summarizeHookCalls } from '../db/hook-call.repository.js';
+import { aggregatesFitRules, refreshCohortAggregates } from '../db/cohort-aggregate.repository.js';
 import {
   activateRuleSet,
   createDraftRuleSet,
@@ -210,7 +211,19 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
     options.onReferenceChange();
     const forced = readiness.kind === 'not-backtested';
     request.log.info({ rules: { active: request.params.version, previous, by: request.adminIdentity?.name, forced } }, 'rules version activated');
-    return { active: request.params.version, previous, forced, backtestRunId: readiness.kind === 'backtested' ? readiness.runId : null };
+    // Rules that filter by site or look back over years need aggregates split that way: rebuilt in the background
+    // (a new generation; hooks keep serving from the current one, then from the exact scan where it cannot answer).
+    const aggregates = (await aggregatesFitRules(db, parseRules(record.rules))) ? 'current' : 'rebuilding';
+    if (aggregates === 'rebuilding') {
+      refreshCohortAggregates(db).then(
+        (rebuilt) => {
+          request.log.info({ aggregates: rebuilt }, 'cohort aggregates rebuilt for the active rules');
+          options.onReferenceChange();
+        },
+        (error: unknown) => request.log.error({ err: error }, 'could not rebuild the cohort aggregates for the active rules'),
+      );
+    }
+    return { active: request.params.version, previous, forced, backtestRunId: readiness.kind === 'backtested' ? readiness.runId : null, aggregates };
   });
 
   app.post('/admin/rules/:version/preview', { ...viewer, schema: { params: versionParams, body: previewBodySchema } }, async (request) => {
