@@ -9,6 +9,7 @@ export default {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
   },
   globalSetup: '<rootDir>/test/global-setup.ts',
+  globalTeardown: '<rootDir>/test/global-teardown.ts',
   testTimeout: 60000,
   // Two workers on this 2-core machine: jest's default (cores - 1) runs every suite in one process, one after another,
   // while most of a suite's time is one core's work (PGlite, the ingest, swc), so the second core sat idle.

@@ -20,25 +20,19 @@ import { SnapshotCohortSource } from '../../src/cohort/snapshot-source.js';
 import { loadAggregateSnapshot } from '../../src/db/aggregate-snapshot.repository.js';
 import type { Database } from '../../src/db/database.js';
 import { deleteEncountersOfPatients } from '../../src/db/opt-out.repository.js';
-import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
-import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { optOutPatient } from '../../src/privacy/opt-out.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
 import { openTestDatabase } from '../helpers/database.js';
 import { writeDemoWithoutPatient } from '../helpers/demo-without-patient.js';
+import { openIngestedDatabase } from '../helpers/test-templates.js';
 
 const hasher = createKeyHasher('test-secret-test-secret-test-secret-0123');
 
 type TestDatabase = Awaited<ReturnType<typeof openTestDatabase>>;
 
 async function openDemo(directory: string): Promise<TestDatabase> {
-  const database = await openTestDatabase();
-  await seedDefaultRuleSet(database.db);
-  await ensureReferenceData(database.db);
-  await ingestPaths(database.db, [directory], { hasher });
-  return database;
+  return openIngestedDatabase(directory, 'test-secret-test-secret-test-secret-0123');
 }
 
 /** Every ED visit of the cohort as the patient in front of a clinician: its own facts. */

@@ -10,7 +10,6 @@ import {
   listEvaluationRuns,
   markRunning,
 } from '../../src/db/evaluation-run.repository.js';
-import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
 import { runEvaluation, type HeldOutTrace } from '../../src/evaluate/evaluation.js';
 import { executeEvaluationRun, EvaluationRunNotFoundError } from '../../src/evaluate/execute-run.js';
 import { factsForEncounter } from '../../src/evaluate/predictors.js';
@@ -21,11 +20,8 @@ import {
   type EvaluationResult,
   type MethodResult,
 } from '../../src/evaluate/result.js';
-import { createKeyHasher } from '../../src/ingest/deidentify.js';
-import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
-import { mimicDemoDirectory } from '../helpers/app.js';
 import { openTestDatabase } from '../helpers/database.js';
+import { openDemoDatabase } from '../helpers/test-templates.js';
 
 const rules = { version: 1, rules: defaultRules };
 
@@ -40,10 +36,7 @@ describe('backtest on the MIMIC-IV ED demo', () => {
   let patientTraces: HeldOutTrace[];
 
   beforeAll(async () => {
-    database = await openTestDatabase();
-    await seedDefaultRuleSet(database.db);
-    await ensureReferenceData(database.db);
-    await ingestPaths(database.db, [mimicDemoDirectory], { hasher: createKeyHasher('test-secret-test-secret-test-secret-0123') });
+    ({ database } = await openDemoDatabase());
     encounters = await loadEvaluationEncounters(database.db);
     patientTraces = [];
     patientSplit = await runEvaluation(database.db, rules, { split: 'patient' }, undefined, (trace) => patientTraces.push(trace));

@@ -1,20 +1,15 @@
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { buildConfig, type Config } from '../../src/config.js';
-import { createKeyHasher } from '../../src/ingest/deidentify.js';
-import { ingestPaths, type IngestReport } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
-import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
-import { projectRoot } from '../../src/paths.js';
-import { openTestDatabase } from './database.js';
+import type { IngestReport } from '../../src/ingest/ingest.js';
+import type { TestDatabase } from './database.js';
+import { openDemoDatabase } from './test-templates.js';
 
-/** The real MIMIC-IV ED demo, read from the shared data folder beside the project. */
-export const mimicDemoDirectory = path.resolve(projectRoot, '../shared/data/mimic-iv-ed-demo-fhir');
+export { mimicDemoDirectory } from './test-templates.js';
 
 export interface TestApp {
   readonly app: FastifyInstance;
-  readonly database: Awaited<ReturnType<typeof openTestDatabase>>;
+  readonly database: TestDatabase;
   readonly ingest: IngestReport;
   close(): Promise<void>;
 }
@@ -22,14 +17,12 @@ export interface TestApp {
 /** The app's fixed clock in tests: anything the app stamps (link expiry, audit times) is relative to it. */
 export const testAppNow = new Date('2026-11-23T12:00:00Z');
 
-/** A test database with the MIMIC demo ingested and the app built over it (not listening). */
+/**
+ * A test database with the default rules and the MIMIC demo ingested (with the standard test secret: a copy of the
+ * prepared demo database, test/helpers/test-templates.ts) and the app built over it (not listening).
+ */
 export async function buildTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
-  const database = await openTestDatabase();
-  await seedDefaultRuleSet(database.db);
-  await ensureReferenceData(database.db);
-  const ingest = await ingestPaths(database.db, [mimicDemoDirectory], {
-    hasher: createKeyHasher('test-secret-test-secret-test-secret-0123'),
-  });
+  const { database, ingest } = await openDemoDatabase();
   const app = await buildApp(buildConfig({ loadDemoCohort: false, ...overrides }), { database, now: () => testAppNow });
   await app.ready();
   return {

@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { buildApp } from '../../src/app.js';
 import { buildConfig } from '../../src/config.js';
 import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { loggerOptions } from '../../src/logger.js';
 import { readExampleRequest } from '../helpers/cds-hooks-examples.js';
 import { openTestDatabase } from '../helpers/database.js';
+import { openReferenceDatabase } from '../helpers/test-templates.js';
 
 describe('logs', () => {
   const lines: string[] = [];
@@ -14,9 +14,8 @@ describe('logs', () => {
   let app: Awaited<ReturnType<typeof buildApp>>;
 
   beforeAll(async () => {
-    database = await openTestDatabase();
+    database = await openReferenceDatabase();
     await seedDefaultRuleSet(database.db);
-    await ensureReferenceData(database.db);
     const stream = new Writable({
       write(chunk: Buffer, _encoding, done) {
         lines.push(chunk.toString());

@@ -9,13 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import { listClinicianReputations } from '../../src/db/reputation.repository.js';
-import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { recomputeClinicianReputation } from '../../src/reputation/recompute.js';
-import { mimicDemoDirectory } from '../helpers/app.js';
 import { openTestDatabase } from '../helpers/database.js';
+import { openDemoDatabase } from '../helpers/test-templates.js';
 
 const hasher = createKeyHasher('test-secret-test-secret-test-secret-0123');
 const provider = 'http://hospital.example.org/provider';
@@ -153,14 +151,12 @@ describe('clinician keys of every source, stored, and the reputations an ingest 
   let afterDemo: Awaited<ReturnType<typeof listClinicianReputations>>;
 
   beforeAll(async () => {
-    database = await openTestDatabase();
-    await seedDefaultRuleSet(database.db);
-    await ensureReferenceData(database.db);
+    // The demo ingested with `hasher`'s secret, as ingestPaths(db, [mimicDemoDirectory], { hasher }) leaves it.
+    ({ database } = await openDemoDatabase());
     folder = await mkdtemp(path.join(tmpdir(), 'clinician-keys-'));
     for (const [type, list] of Object.entries(resources())) {
       await writeFile(path.join(folder, `${type}.ndjson`), `${list.map((resource) => JSON.stringify(resource)).join('\n')}\n`);
     }
-    await ingestPaths(database.db, [mimicDemoDirectory], { hasher });
     afterDemo = await listClinicianReputations(database.db);
     await ingestPaths(database.db, [folder], { hasher });
   }, 180_000);

@@ -14,10 +14,10 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { optOutPatient, patientKeyFor } from '../../src/privacy/opt-out.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
-import { openTestDatabase } from '../helpers/database.js';
+import type { openTestDatabase } from '../helpers/database.js';
+import { openReferenceDatabase } from '../helpers/test-templates.js';
 import { writeDemoWithoutPatient } from '../helpers/demo-without-patient.js';
 import { cohortContent } from './cohort-content.js';
 
@@ -76,9 +76,8 @@ describe('consent and opt-outs at ingest', () => {
   const opened: Array<Awaited<ReturnType<typeof openTestDatabase>>> = [];
 
   const freshDatabase = async () => {
-    const database = await openTestDatabase();
+    const database = await openReferenceDatabase();
     opened.push(database);
-    await ensureReferenceData(database.db);
     return database;
   };
   const rowsOfPatient = async (db: Kysely<Database>) =>

@@ -15,9 +15,9 @@ import { buildConfig } from '../../src/config.js';
 import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
-import { openTestDatabase } from '../helpers/database.js';
+import type { openTestDatabase } from '../helpers/database.js';
+import { openReferenceDatabase } from '../helpers/test-templates.js';
 import { cohortContent, duplicatedRows } from './cohort-content.js';
 
 const hasher = createKeyHasher('incremental-test-secret-0123456789abcdef');
@@ -62,12 +62,10 @@ describe('incremental ingest', () => {
     // Resources of no patient (locations, organizations) come in both exports, as a daily export repeats them.
     await writeDemoPart(firstFolder, (resource) => patientOf(resource) === null || firstPatients.has(patientOf(resource)!));
     await writeDemoPart(secondFolder, (resource) => patientOf(resource) === null || !firstPatients.has(patientOf(resource)!));
-    whole = await openTestDatabase();
-    await ensureReferenceData(whole.db);
+    whole = await openReferenceDatabase();
     await ingestPaths(whole.db, [mimicDemoDirectory], { hasher });
-    daily = await openTestDatabase();
+    daily = await openReferenceDatabase();
     await seedDefaultRuleSet(daily.db);
-    await ensureReferenceData(daily.db);
   }, 600_000);
 
   afterAll(async () => {

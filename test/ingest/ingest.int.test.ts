@@ -10,9 +10,9 @@ import { countCohortEncounters } from '../../src/db/cohort-encounter.repository.
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ensureDemoCohort } from '../../src/ingest/demo-cohort.js';
 import { ingestPaths, type IngestReport } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { projectRoot } from '../../src/paths.js';
-import { openTestDatabase } from '../helpers/database.js';
+import type { openTestDatabase } from '../helpers/database.js';
+import { openReferenceDatabase } from '../helpers/test-templates.js';
 
 const mimicDirectory = path.resolve(projectRoot, '../shared/data/mimic-iv-ed-demo-fhir');
 const hasher = createKeyHasher('integration-test-secret-0123456789abcdef');
@@ -105,9 +105,8 @@ describe('ingest of the MIMIC-IV-ED demo', () => {
   let scratch: string;
 
   beforeAll(async () => {
-    database = await openTestDatabase();
+    database = await openReferenceDatabase();
     scratch = await mkdtemp(path.join(tmpdir(), 'cohort-ingest-'));
-    await ensureReferenceData(database.db);
     report = await ingestPaths(database.db, [mimicDirectory], { hasher });
   });
   afterAll(async () => {

@@ -15,10 +15,10 @@ import { openDatabase } from '../../src/db/connection.js';
 import type { Database } from '../../src/db/database.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { projectRoot } from '../../src/paths.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
 import { openTestDatabase } from '../helpers/database.js';
+import { openReferenceDatabase } from '../helpers/test-templates.js';
 import { cohortContent, duplicatedRows } from './cohort-content.js';
 
 const secret = 'resume-test-secret-0123456789abcdef-0123';
@@ -72,8 +72,7 @@ describe('an ingest killed midway and run again', () => {
 
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), 'cohort-resume-'));
-    reference = await openTestDatabase();
-    await ensureReferenceData(reference.db);
+    reference = await openReferenceDatabase();
     // One uninterrupted ingest of the same input in one batch: what the resumed one must equal.
     await ingestPaths(reference.db, [mimicDemoDirectory], { hasher: createKeyHasher(secret) });
     if (process.env.DATABASE_URL) target = await openTestDatabase();

@@ -12,11 +12,9 @@ import { createApiKey } from '../../src/db/api-key.repository.js';
 import { createEvaluationRun, finishEvaluationRun, markRunning } from '../../src/db/evaluation-run.repository.js';
 import { evaluationOptionsSchema, type EvaluationResult } from '../../src/evaluate/result.js';
 import type { Database } from '../../src/db/database.js';
-import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
 import { dropCohortCaches } from '../../src/http/privacy.routes.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { loggerOptions } from '../../src/logger.js';
 import { applyOptOuts, patientKeyFor } from '../../src/privacy/opt-out.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
@@ -24,6 +22,7 @@ import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
 import { openTestDatabase } from '../helpers/database.js';
 import { writeDemoWithoutPatient } from '../helpers/demo-without-patient.js';
 import { readMimic } from '../helpers/mimic.js';
+import { openIngestedDatabase } from '../helpers/test-templates.js';
 
 type Json = Record<string, any>;
 
@@ -34,16 +33,14 @@ const now = new Date('2026-11-23T12:00:00Z');
 interface DemoApp {
   readonly app: FastifyInstance;
   readonly db: Kysely<Database>;
+  readonly database: Awaited<ReturnType<typeof openTestDatabase>>;
   readonly logs: string[];
   close(): Promise<void>;
 }
 
 /** The app over a fresh database holding the NDJSON of `directory`, logging to memory at trace level. */
 async function buildDemoApp(directory: string, config: Config): Promise<DemoApp> {
-  const database = await openTestDatabase();
-  await seedDefaultRuleSet(database.db);
-  await ensureReferenceData(database.db);
-  await ingestPaths(database.db, [directory], { hasher });
+  const database = await openIngestedDatabase(directory, secret);
   const logs: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -56,6 +53,7 @@ async function buildDemoApp(directory: string, config: Config): Promise<DemoApp>
   return {
     app,
     db: database.db,
+    database,
     logs,
     close: async () => {
       await app.close();
@@ -82,6 +80,8 @@ describe('opt-out: POST /admin/opt-outs removes a real demo patient from every c
   let directory: string;
   let full: DemoApp;
   let without: DemoApp;
+  /** A second instance of the service over the same database as `full`: it learns of the opt-out by itself. */
+  let otherInstance: FastifyInstance;
   let informaticistKey: string;
   let informaticistKeyWithout: string;
   let viewerKey: string;
@@ -157,9 +157,12 @@ describe('opt-out: POST /admin/opt-outs removes a real demo patient from every c
     without = await buildDemoApp(directory, config);
     // Same key names in both databases, so the previews' audit and answers line up.
     informaticistKeyWithout = (await createApiKey(without.db, { name: 'ada', role: 'informaticist', createdBy: 'test' })).key;
+    otherInstance = await buildApp({ ...config, aggregatePollMs: 250 }, { database: full.database, now: () => now });
+    await otherInstance.ready();
   }, 240_000);
 
   afterAll(async () => {
+    await otherInstance?.close();
     await full?.close();
     await without?.close();
     if (directory) await rm(directory, { recursive: true, force: true });
@@ -175,6 +178,9 @@ describe('opt-out: POST /admin/opt-outs removes a real demo patient from every c
     expect(answer.cards[0].source.label).toContain(`${sizeWith} similar ED visits`);
     const cards = await hook(full, 'd1a5b3c0-0000-4000-8000-000000000001');
     expect(cards.cards.length).toBeGreaterThan(0);
+    // The second instance holds the patient too, until it learns of the opt-out.
+    expect(await hook({ ...full, app: otherInstance }, 'd1a5b3c0-0000-4000-8000-000000000001')).toEqual(cards);
+    expect((await otherInstance.cohortSource.countCohorts([criteria]))[0]).toBe(sizeWith);
     // The summary and the baseline are cached now too.
     expect((await full.app.inject({ method: 'GET', url: '/admin/cohort/summary', headers: as(viewerKey) })).statusCode).toBe(200);
     const baseline = await full.app.cohortSource.describeBaseline();
@@ -248,6 +254,22 @@ describe('opt-out: POST /admin/opt-outs removes a real demo patient from every c
     }
     expect(compared).toBeGreaterThan(150);
   }, 120_000);
+
+  it('reaches another instance of the service within one minute, with no call to it', async () => {
+    // That instance answered before the opt-out with the patient in its cohort (it warmed its snapshot and caches then).
+    const reference = await hook(without, 'd1a5b3c0-0000-4000-8000-000000000003');
+    const started = Date.now();
+    let answer = await hook({ ...full, app: otherInstance }, 'd1a5b3c0-0000-4000-8000-000000000003');
+    while (JSON.stringify(answer) !== JSON.stringify(reference) && Date.now() - started < 60_000) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      answer = await hook({ ...full, app: otherInstance }, 'd1a5b3c0-0000-4000-8000-000000000003');
+    }
+    expect(answer).toEqual(reference);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    const [size] = await otherInstance.cohortSource.countCohorts([criteria]);
+    expect([size]).toEqual(await without.app.cohortSource.countCohorts([criteria]));
+    expect(await otherInstance.cohortSource.describeBaseline()).toEqual(await without.app.cohortSource.describeBaseline());
+  }, 90_000);
 
   it('marks the backtests that had started before the opt-out, and only those', async () => {
     const run = async (id: string) => {

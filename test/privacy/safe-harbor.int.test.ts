@@ -12,11 +12,11 @@ import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
 import { countMatchesInColumn, listStoredColumns, type StoredColumn } from '../../src/db/privacy-scan.repository.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { buildPrivacyReport, formatPrivacyReport, identifierPatterns } from '../../src/privacy/privacy-report.js';
 import { recomputeClinicianReputation } from '../../src/reputation/recompute.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
 import { openTestDatabase } from '../helpers/database.js';
+import { openReferenceDatabase } from '../helpers/test-templates.js';
 
 /** Every identifying string planted below; none may be found anywhere in the database. */
 const planted = {
@@ -263,9 +263,8 @@ describe('Safe Harbor: no identifier survives the ingest', () => {
   let columns: StoredColumn[];
 
   beforeAll(async () => {
-    database = await openTestDatabase();
+    database = await openReferenceDatabase();
     await seedDefaultRuleSet(database.db);
-    await ensureReferenceData(database.db);
     folder = await mkdtemp(path.join(tmpdir(), 'safe-harbor-'));
     for (const [type, list] of Object.entries(resources())) {
       await writeFile(path.join(folder, `${type}.ndjson`), `${list.map((resource) => JSON.stringify(resource)).join('\n')}\n`);

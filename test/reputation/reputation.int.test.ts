@@ -5,20 +5,16 @@ import { CachedCohortSource } from '../../src/cohort/cached-source.js';
 import { InMemoryCohortSource, type InMemoryEncounter } from '../../src/cohort/in-memory-source.js';
 import { SqlCohortSource } from '../../src/db/cohort-statistics.repository.js';
 import { listClinicianReputations, replaceClinicianReputations } from '../../src/db/reputation.repository.js';
-import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
 import { runEvaluation } from '../../src/evaluate/evaluation.js';
-import { createKeyHasher } from '../../src/ingest/deidentify.js';
-import { ingestPaths } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { recomputeClinicianReputation } from '../../src/reputation/recompute.js';
 import { computeReputation } from '../../src/reputation/reputation.js';
 import { applyOptOuts } from '../../src/privacy/opt-out.js';
 import { loadEvaluationEncounters } from '../../src/db/evaluation-data.repository.js';
 import { defaultRules } from '../../src/cohort/rules.js';
-import { mimicDemoDirectory } from '../helpers/app.js';
 import { openTestDatabase } from '../helpers/database.js';
 import { readMimic } from '../helpers/mimic.js';
 import { makeCriteria } from '../cohort/fixtures.js';
+import { openDemoDatabase } from '../helpers/test-templates.js';
 
 const imaging = (code: string) => ({ itemCode: code, category: 'workup' as const, kind: 'imaging', display: code, codeSystem: null, code: null });
 
@@ -136,10 +132,7 @@ describe('reputation on the MIMIC-IV ED demo', () => {
   let database: Awaited<ReturnType<typeof openTestDatabase>>;
 
   beforeAll(async () => {
-    database = await openTestDatabase();
-    await seedDefaultRuleSet(database.db);
-    await ensureReferenceData(database.db);
-    await ingestPaths(database.db, [mimicDemoDirectory], { hasher: createKeyHasher('test-secret-test-secret-test-secret-0123') });
+    ({ database } = await openDemoDatabase());
   }, 180_000);
 
   afterAll(async () => {

@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths, type IngestReport } from '../../src/ingest/ingest.js';
-import { ensureReferenceData } from '../../src/ingest/reference-data.js';
 import { synthesizeCohort } from '../../src/synthesize/synthesize.js';
 import { loadTemplates } from '../../src/synthesize/templates.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
-import { openTestDatabase } from '../helpers/database.js';
+import type { openTestDatabase } from '../helpers/database.js';
+import { openReferenceDatabase } from '../helpers/test-templates.js';
 
 describe('a synthesized cohort through the ingest', () => {
   let directory: string;
@@ -20,8 +20,7 @@ describe('a synthesized cohort through the ingest', () => {
   beforeAll(async () => {
     directory = await mkdtemp(path.join(tmpdir(), 'cohort-synthesize-ingest-'));
     await synthesizeCohort({ templates: await loadTemplates([mimicDemoDirectory]), encounters, seed: 21, outDirectory: directory, gzipLevel: 1 });
-    database = await openTestDatabase();
-    await ensureReferenceData(database.db);
+    database = await openReferenceDatabase();
     report = await ingestPaths(database.db, [directory], {
       hasher: createKeyHasher('synthesize-secret-synthesize-secret-0123'),
       stagingDirectory: path.join(directory, 'staging'),
