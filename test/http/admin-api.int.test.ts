@@ -160,7 +160,7 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     const backtested = await backtest(draft.version);
     expect(await activation(draft.version)).toEqual({ kind: 'backtested', allowed: true, reason: `Backtested (run #${backtested})`, backtestRunId: backtested });
     const activated = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey) });
-    expect(activated.json()).toEqual({ active: draft.version, previous: activeBefore, forced: false, backtestRunId: backtested });
+    expect(activated.json()).toEqual({ active: draft.version, previous: activeBefore, forced: false, backtestRunId: backtested, aggregates: 'current' });
 
     // The hooks answer under the new version at once (caches dropped), and name it in the card source.
     const response = await app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: chestPainRequest('0e4d5e3a-2e38-4f8e-9f3a-7c1c2b7a0001') });
@@ -182,7 +182,7 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     // Roll back: the earlier version was active before, so no new backtest is asked for.
     expect(await activation(activeBefore)).toMatchObject({ kind: 'rollback', allowed: true });
     const rolledBack = await app.inject({ method: 'POST', url: `/admin/rules/${activeBefore}/activate`, headers: as(informaticistKey) });
-    expect(rolledBack.json()).toEqual({ active: activeBefore, previous: draft.version, forced: false, backtestRunId: null });
+    expect(rolledBack.json()).toEqual({ active: activeBefore, previous: draft.version, forced: false, backtestRunId: null, aggregates: 'current' });
     const after = await app.inject({ method: 'POST', url: '/cds-services/patient-view', payload: chestPainRequest('0e4d5e3a-2e38-4f8e-9f3a-7c1c2b7a0002') });
     for (const card of after.json().cards as Array<{ source: { label: string } }>) expect(card.source.label).toContain(`rules v${activeBefore}`);
 
@@ -212,7 +212,7 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     const reason = 'Committee approved on 2026-11-20 pending the backtest of the new site';
     const forced = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey), payload: { force: true, reason } });
     expect(forced.statusCode).toBe(200);
-    expect(forced.json()).toEqual({ active: draft.version, previous: activeBefore, forced: true, backtestRunId: null });
+    expect(forced.json()).toEqual({ active: draft.version, previous: activeBefore, forced: true, backtestRunId: null, aggregates: 'current' });
     const event = (await app.inject({ method: 'GET', url: '/admin/audit?action=rules.force-activate', headers: as(viewerKey) })).json().events[0];
     expect(event).toMatchObject({
       actor: 'ada',
@@ -222,7 +222,7 @@ describe('admin API: API keys, roles, rules versions, audit', () => {
     // Back, and forward again: a version that was active before needs no backtest either way.
     expect((await app.inject({ method: 'POST', url: `/admin/rules/${activeBefore}/activate`, headers: as(informaticistKey) })).statusCode).toBe(200);
     const again = await app.inject({ method: 'POST', url: `/admin/rules/${draft.version}/activate`, headers: as(informaticistKey) });
-    expect(again.json()).toEqual({ active: draft.version, previous: activeBefore, forced: false, backtestRunId: null });
+    expect(again.json()).toEqual({ active: draft.version, previous: activeBefore, forced: false, backtestRunId: null, aggregates: 'current' });
     expect((await app.inject({ method: 'POST', url: `/admin/rules/${activeBefore}/activate`, headers: as(informaticistKey) })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/admin/rules', headers: as(viewerKey) })).json().active).toBe(activeBefore);
   });
