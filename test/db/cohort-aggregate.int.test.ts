@@ -232,20 +232,6 @@ describe('AggregateCohortSource on the real demo', () => {
     expect(await aggregates.describeCohort(criteria.at(-1)!)).toEqual(await exact.describeCohort(criteria.at(-1)!));
     expect(aggregates.answered).toEqual({ aggregates: 1, exact: 1 });
   }, 120000);
-});
-
-describe('SnapshotCohortSource on the real demo', () => {
-  let database: TestDatabase;
-  let visits: PatientFacts[];
-
-  beforeAll(async () => {
-    database = await openDemo(mimicDemoDirectory);
-    visits = await visitFacts(database.db);
-  }, 180000);
-
-  afterAll(async () => {
-    await database?.close();
-  });
 
   it('answers from memory, sees a deletion made elsewhere at its next poll, and never serves the old numbers after clear()', async () => {
     const rules = rulesSchema.parse({});
