@@ -10,6 +10,21 @@ import type { BaselineStatistics, CohortCriteria, CohortStatistics, Icd10Overlap
 /** The complaint concept of the cells that hold every encounter once (concepts are slugs, so never a real one). */
 export const anyComplaintConcept = '*';
 
+/**
+ * Whether cells split by these dimensions answer the criteria exactly: one complaint concept or none (the
+ * any-complaint cells hold every encounter once), ICD-10 at category level (a cell keeps its whole category set),
+ * sites and a look-back window only when the cells are split by them. Shared by the SQL aggregates and the snapshot.
+ */
+export function aggregatesAnswer(criteria: CohortCriteria, dimensions: { readonly bySite: boolean; readonly byStartYear: boolean }): boolean {
+  return (
+    (criteria.complaintConcept !== null || criteria.otherComplaintConcepts.length === 0) &&
+    criteria.otherComplaintConcepts.every((concept) => concept === criteria.complaintConcept) &&
+    (criteria.icd10 === null || criteria.icd10.level === 'category') &&
+    (criteria.sites === null || dimensions.bySite) &&
+    (criteria.lookback === null || dimensions.byStartYear)
+  );
+}
+
 /** How an item is shown: the same for every encounter when `uniform` (else only the exact scan knows the cohort's min()). */
 export interface SnapshotItem {
   readonly itemCode: string;
@@ -281,13 +296,7 @@ export class AggregateSnapshot {
 
   /** Whether these criteria can be answered from the cells exactly (else: the exact scan). */
   answers(criteria: CohortCriteria): boolean {
-    return (
-      (criteria.complaintConcept !== null || criteria.otherComplaintConcepts.length === 0) &&
-      criteria.otherComplaintConcepts.every((concept) => concept === criteria.complaintConcept) &&
-      (criteria.icd10 === null || criteria.icd10.level === 'category') &&
-      (criteria.sites === null || this.data.bySite) &&
-      (criteria.lookback === null || this.data.byStartYear)
-    );
+    return aggregatesAnswer(criteria, this.data);
   }
 
   private wantedCategories(criteria: CohortCriteria): Pick<PreparedCriteria, 'categories' | 'categoryCount' | 'categoryList'> {

@@ -10,6 +10,7 @@ import type {
   ItemCount,
 } from '../cohort/types.js';
 import type { VersionedCohortSource } from '../cohort/cached-source.js';
+import { aggregatesAnswer, anyComplaintConcept } from '../cohort/aggregate-snapshot.js';
 import { icd10OverlapCondition, panelSystem, SqlCohortSource, textArray } from './cohort-statistics.repository.js';
 import type { Database } from './database.js';
 import { findActiveRuleSet } from './rule-set.repository.js';
@@ -79,7 +80,7 @@ export async function rebuildCohortAggregates(db: Kysely<Database>, dimensions: 
       from cohort_encounter as encounter
       cross join lateral (
         select distinct unnest(encounter.complaint_concepts) as complaint_concept
-        union all select cast(${anyComplaint} as text)
+        union all select cast(${anyComplaintConcept} as text)
       ) as concept`.execute(trx);
     await sql`
       insert into cohort_aggregate_cell
@@ -201,27 +202,10 @@ export async function aggregateDataVersion(db: Kysely<Database>): Promise<string
   return result.rows[0]?.version ?? 'none';
 }
 
-/**
- * The complaint concept of the cells that hold every encounter once, whatever its complaint (none included): what
- * a cohort without a complaint criterion sums. Concepts are slugs, so this never names one.
- */
-const anyComplaint = '*';
-
-/** Whether the cells of this generation answer these criteria exactly. */
-function answerable(criteria: CohortCriteria, generation: Generation): boolean {
-  return (
-    // No complaint: the any-complaint cells (every encounter once, with or without a concept) answer it.
-    (criteria.complaintConcept !== null || criteria.otherComplaintConcepts.length === 0) &&
-    criteria.otherComplaintConcepts.every((concept) => concept === criteria.complaintConcept) &&
-    (criteria.icd10 === null || criteria.icd10.level === 'category') &&
-    (criteria.sites === null || generation.bySite) &&
-    (criteria.lookback === null || generation.byStartYear)
-  );
-}
 
 /** The condition on `cell` for one set of criteria; mirrors `criteriaCondition` of the exact path. */
 function cellCondition(criteria: CohortCriteria, generation: number): RawBuilder<SqlBool> {
-  const conditions: RawBuilder<SqlBool>[] = [sql<SqlBool>`cell.complaint_concept = ${criteria.complaintConcept ?? anyComplaint}`];
+  const conditions: RawBuilder<SqlBool>[] = [sql<SqlBool>`cell.complaint_concept = ${criteria.complaintConcept ?? anyComplaintConcept}`];
   if (criteria.sex !== null) conditions.push(sql<SqlBool>`cell.sex = ${criteria.sex}`);
   if (criteria.ageMin !== null) conditions.push(sql<SqlBool>`cell.age_years >= ${criteria.ageMin}`);
   if (criteria.ageMax !== null) conditions.push(sql<SqlBool>`cell.age_years <= ${criteria.ageMax}`);
@@ -295,10 +279,7 @@ export class AggregateCohortSource implements VersionedCohortSource {
     return this.generation.value;
   }
 
-  /**
-   * Changes with every rebuild (an ingest), every deletion (an opt-out: the trigger counts it down) and when the
-   * aggregates stop or start being usable, whichever process did it: a cache in front of this source empties then.
-   */
+  /** See aggregateDataVersion: a cache in front of this source empties when it moves. */
   dataVersion(): Promise<string> {
     return aggregateDataVersion(this.db);
   }
@@ -306,11 +287,11 @@ export class AggregateCohortSource implements VersionedCohortSource {
   async countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
     if (criteria.length === 0) return [];
     const generation = await this.usableGeneration();
-    if (generation === null || !criteria.every((one) => answerable(one, generation))) {
+    if (generation === null || !criteria.every((one) => aggregatesAnswer(one, generation))) {
       this.answered.exact += 1;
       return this.exact.countCohorts(criteria);
     }
-    const concepts = [...new Set(criteria.map((one) => one.complaintConcept ?? anyComplaint))];
+    const concepts = [...new Set(criteria.map((one) => one.complaintConcept ?? anyComplaintConcept))];
     const result = await sql<Record<string, number>>`
       select ${sql.join(
         criteria.map(
@@ -328,7 +309,7 @@ export class AggregateCohortSource implements VersionedCohortSource {
   async describeCohort(criteria: CohortCriteria, options?: DescribeCohortOptions): Promise<CohortStatistics> {
     const weighted = options?.itemWeighting !== undefined && options.itemWeighting !== 'none';
     const generation = weighted ? null : await this.usableGeneration();
-    if (generation === null || !answerable(criteria, generation)) {
+    if (generation === null || !aggregatesAnswer(criteria, generation)) {
       this.answered.exact += 1;
       return this.exact.describeCohort(criteria, options);
     }

@@ -51,6 +51,15 @@ function patientIdOf(reference: unknown): string | null {
   return match?.[1] ?? null;
 }
 
+/**
+ * The Patient a resource belongs to: its own id for a Patient, else the Patient its `subject` or `patient` names;
+ * null for resources of no patient (Location, Organization, Medication). How the ingest stages by patient.
+ */
+export function patientIdOfResource(resource: { readonly resourceType?: unknown; readonly id?: unknown; readonly subject?: unknown; readonly patient?: unknown }): string | null {
+  if (resource.resourceType === 'Patient') return typeof resource.id === 'string' ? resource.id : null;
+  return patientIdOf(resource.subject) ?? patientIdOf(resource.patient);
+}
+
 function isBlank(text: string): boolean {
   return text.length === 0 || (text.charCodeAt(0) <= 32 && text.trim().length === 0);
 }
@@ -97,8 +106,7 @@ export function stageLines(lines: readonly string[], firstLine: number, batchCou
     } else {
       reduced = reduceForConversion(parsed);
       if (reduced === null) continue;
-      patientId =
-        parsed.resourceType === 'Patient' ? (typeof parsed.id === 'string' ? parsed.id : null) : (patientIdOf(parsed.subject) ?? patientIdOf(parsed.patient));
+      patientId = patientIdOfResource(parsed);
     }
     if (patientId === null) {
       // A Patient without an id is of no use and was never counted; other resources are.

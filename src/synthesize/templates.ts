@@ -25,6 +25,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { conceptsForComplaint, defaultComplaintConcepts, normalizeComplaintPhrase, primaryConcept, splitComplaint, type ComplaintVocabulary } from '../cohort/complaint.js';
 import { readNdjson, type FhirResource } from '../ingest/ndjson-reader.js';
+import { patientIdOfResource } from '../ingest/batch-work.js';
 import {
   asArray,
   codings,
@@ -279,14 +280,6 @@ function emptySource(): SourcePatient {
   return { patient: undefined, encounters: [], conditions: [], observations: [], serviceRequests: [], medications: [], procedures: [] };
 }
 
-function patientIdOf(resource: FhirResource): string | null {
-  for (const field of ['subject', 'patient'] as const) {
-    const id = referencedId(resource[field] as Reference | undefined, 'Patient');
-    if (id) return id;
-  }
-  return null;
-}
-
 /** Groups the resources the templates use by patient; returns how many were of no use. */
 export function groupByPatient(resources: Iterable<FhirResource>): { byPatient: Map<string, SourcePatient>; unused: number } {
   const byPatient = new Map<string, SourcePatient>();
@@ -306,7 +299,7 @@ export function groupByPatient(resources: Iterable<FhirResource>): { byPatient: 
       else unused += 1;
       continue;
     }
-    const patientId = patientIdOf(resource);
+    const patientId = patientIdOfResource(resource);
     if (patientId === null) {
       unused += 1;
       continue;

@@ -9,14 +9,10 @@ import { describe, expect, it } from '@jest/globals';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { cohortRecordsForPatient, reduceForConversion, type PatientResources, type ResourceLike } from '../../src/ingest/fhir-to-cohort.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
+import { patientIdOfResource } from '../../src/ingest/batch-work.js';
 
 type Json = Record<string, any>;
 
-function patientOf(resource: Json): string | null {
-  if (resource.resourceType === 'Patient') return resource.id as string;
-  const reference = (resource.subject?.reference ?? resource.patient?.reference) as string | undefined;
-  return reference?.startsWith('Patient/') ? reference.slice('Patient/'.length) : null;
-}
 
 /** Resources by patient, as staging groups them (the patient id travels beside the resource, not in it). */
 function group(resources: ReadonlyArray<readonly [string, ResourceLike]>): Map<string, PatientResources> {
@@ -49,7 +45,7 @@ describe('reduceForConversion', () => {
       }
     }
     const withPatient = full.flatMap((resource) => {
-      const id = patientOf(resource as Json);
+      const id = patientIdOfResource(resource as Json);
       return id === null ? [] : [[id, resource] as const];
     });
     const reduced = withPatient.flatMap(([id, resource]) => {

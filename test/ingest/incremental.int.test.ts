@@ -19,16 +19,11 @@ import { mimicDemoDirectory } from '../helpers/app.js';
 import type { openTestDatabase } from '../helpers/database.js';
 import { openReferenceDatabase } from '../helpers/test-templates.js';
 import { cohortContent, duplicatedRows } from './cohort-content.js';
+import { patientIdOfResource } from '../../src/ingest/batch-work.js';
 
 const hasher = createKeyHasher('incremental-test-secret-0123456789abcdef');
 type Json = Record<string, any>;
 
-/** The Patient id a resource belongs to, or null for shared resources (Location, Organization, Medication). */
-function patientOf(resource: Json): string | null {
-  if (resource.resourceType === 'Patient') return resource.id as string;
-  const reference = (resource.subject?.reference ?? resource.patient?.reference) as string | undefined;
-  return reference?.startsWith('Patient/') ? reference.slice('Patient/'.length) : null;
-}
 
 /** Writes the demo's lines for which `keep(resource)` holds into `directory`, file by file. */
 async function writeDemoPart(directory: string, keep: (resource: Json) => boolean): Promise<void> {
@@ -60,8 +55,8 @@ describe('incremental ingest', () => {
     firstFolder = path.join(scratch, 'day-1');
     secondFolder = path.join(scratch, 'day-2');
     // Resources of no patient (locations, organizations) come in both exports, as a daily export repeats them.
-    await writeDemoPart(firstFolder, (resource) => patientOf(resource) === null || firstPatients.has(patientOf(resource)!));
-    await writeDemoPart(secondFolder, (resource) => patientOf(resource) === null || !firstPatients.has(patientOf(resource)!));
+    await writeDemoPart(firstFolder, (resource) => patientIdOfResource(resource) === null || firstPatients.has(patientIdOfResource(resource)!));
+    await writeDemoPart(secondFolder, (resource) => patientIdOfResource(resource) === null || !firstPatients.has(patientIdOfResource(resource)!));
     whole = await openReferenceDatabase();
     await ingestPaths(whole.db, [mimicDemoDirectory], { hasher });
     daily = await openReferenceDatabase();
@@ -122,7 +117,7 @@ describe('incremental ingest', () => {
     expect(stays.length).toBeGreaterThan(0);
     const corrected = stays[0]!;
     const thirdFolder = path.join(scratch, 'day-3');
-    await writeDemoPart(thirdFolder, (resource) => patientOf(resource) === patientId);
+    await writeDemoPart(thirdFolder, (resource) => patientIdOfResource(resource) === patientId);
     const encounterFile = path.join(thirdFolder, 'MimicEncounterED.ndjson.gz');
     const rewritten = gunzipSync(await readFile(encounterFile))
       .toString('utf8')

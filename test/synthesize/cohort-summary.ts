@@ -13,6 +13,7 @@ import { primaryConcept } from '../../src/cohort/complaint.js';
 import { cohortRecordsForPatient, type CohortEncounterRecord } from '../../src/ingest/fhir-to-cohort.js';
 import { readNdjson } from '../../src/ingest/ndjson-reader.js';
 import { seedComplaintVocabulary } from '../../src/synthesize/templates.js';
+import { patientIdOfResource } from '../../src/ingest/batch-work.js';
 
 /** What the distribution tests compare, computed with the ingest's own conversion (no database). */
 export interface CohortSummary {
@@ -46,11 +47,6 @@ interface Resources {
   procedures: Procedure[];
 }
 
-function patientOf(resource: Record<string, unknown>): string | null {
-  const reference = (resource.subject ?? resource.patient) as { reference?: string } | undefined;
-  const match = /Patient\/([^/]+)$/.exec(reference?.reference ?? '');
-  return match?.[1] ?? null;
-}
 
 /** Converts every ED stay under `paths` as the ingest does (seed complaint vocabulary, no ICD-9 map). */
 export async function convertCohort(paths: readonly string[]): Promise<{ records: CohortEncounterRecord[]; emergencyStays: number }> {
@@ -69,7 +65,7 @@ export async function convertCohort(paths: readonly string[]): Promise<{ records
       of(value.id as string).patient = value as unknown as Patient;
       continue;
     }
-    const patient = patientOf(value);
+    const patient = patientIdOfResource(value);
     if (!patient) continue;
     switch (resource.resourceType) {
       case 'Encounter':
