@@ -10,30 +10,16 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { createApiKey } from '../../src/db/api-key.repository.js';
 import type { EvaluationResult } from '../../src/evaluate/result.js';
 import { projectRoot } from '../../src/paths.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { consoleKeyStorageName, eventually, launchChromium } from '../helpers/browser.js';
 
 /** Where card links point: the public name of the service, as the EHR sees it (routed to the local server). */
 const publicBaseUrl = 'https://cds.example.org';
-const keyStorageName = 'cohort-cds.console.api-key';
 const screenshotFolder = process.env.CONSOLE_SCREENSHOTS ? path.resolve(projectRoot, process.env.CONSOLE_SCREENSHOTS) : null;
-
-/** Retries an assertion until it passes or time is up: the console draws after its API calls answer. */
-async function eventually(assertion: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await assertion();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
 
 /** The element's text (trimmed) becomes `expected`, or matches it when a RegExp. */
 async function expectText(locator: Locator, expected: string | RegExp): Promise<void> {
@@ -97,13 +83,7 @@ describe('the console in a real browser', () => {
     informaticistKey = (await createApiKey(testApp.database.db, { name: 'ada', role: 'informaticist', createdBy: 'test' })).key;
     await testApp.app.listen({ host: '127.0.0.1', port: 0 });
     baseUrl = `http://127.0.0.1:${(testApp.app.server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      // No sandbox (CI runs as root in a container); no GPU; and none of the background calls to Google's services,
-      // which the CI network refuses.
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     if (screenshotFolder) mkdirSync(screenshotFolder, { recursive: true });
     // Ingesting the demo takes about 15 s alone; on a machine shared with other work it has taken over a minute.
   }, 180_000);
@@ -140,7 +120,7 @@ describe('the console in a real browser', () => {
       // Init scripts run in every document of the context, including the about:blank a new page starts on and
       // the explanation page on the public origin, where this origin's storage is out of reach: only here.
       await context.addInitScript({
-        content: `if (location.origin === ${JSON.stringify(baseUrl)}) sessionStorage.setItem(${JSON.stringify(keyStorageName)}, ${JSON.stringify(options.key)});`,
+        content: `if (location.origin === ${JSON.stringify(baseUrl)}) sessionStorage.setItem(${JSON.stringify(consoleKeyStorageName)}, ${JSON.stringify(options.key)});`,
       });
     }
     const watch = (page: Page) => {
@@ -186,7 +166,7 @@ describe('the console in a real browser', () => {
     await page.fill('#api-key', `ccds_${'x'.repeat(43)}`);
     await page.click('button[type=submit]');
     await expectText(page.locator('#login-error'), 'That key was not accepted.');
-    expect(await page.evaluate(`sessionStorage.getItem(${JSON.stringify(keyStorageName)})`)).toBeNull();
+    expect(await page.evaluate(`sessionStorage.getItem(${JSON.stringify(consoleKeyStorageName)})`)).toBeNull();
 
     await page.fill('#api-key', informaticistKey);
     await page.click('button[type=submit]');
@@ -200,7 +180,7 @@ describe('the console in a real browser', () => {
     await settled(page);
     await page.click('text=Sign out');
     await page.waitForSelector('#api-key');
-    expect(await page.evaluate(`sessionStorage.getItem(${JSON.stringify(keyStorageName)})`)).toBeNull();
+    expect(await page.evaluate(`sessionStorage.getItem(${JSON.stringify(consoleKeyStorageName)})`)).toBeNull();
     expect(problems).toEqual([]);
   });
 

@@ -4,33 +4,20 @@
  */
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { suggestedOverrideReasons } from '../../src/cohort/rules.js';
 import { createApiKey } from '../../src/db/api-key.repository.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
 import { forcedActivation } from '../helpers/rules.js';
+import { consoleKeyStorageName, eventually, launchChromium } from '../helpers/browser.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of the HTTP answers
 type Json = any;
 
-const keyStorageName = 'cohort-cds.console.api-key';
 const abdominalPain = (hookInstance: string) =>
   prefetchedRequest('patient-view', { patient: { gender: 'female', birthDate: '1962-03-01' }, chiefComplaint: 'ABD PAIN, N/V', hookInstance });
 const uuidOf = (index: number) => `00000000-0000-4000-8000-${index.toString(16).padStart(12, '0')}`;
-
-async function eventually(assertion: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await assertion();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
 
 describe('console: Feedback page', () => {
   let testApp: TestApp;
@@ -67,11 +54,7 @@ describe('console: Feedback page', () => {
     }
     await testApp.app.listen({ host: '127.0.0.1', port: 0 });
     baseUrl = `http://127.0.0.1:${(testApp.app.server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   }, 300_000);
 
   afterAll(async () => {
@@ -86,7 +69,7 @@ describe('console: Feedback page', () => {
     await context.addInitScript({
       content: `
         document.addEventListener('securitypolicyviolation', (event) => console.error('CSP violation: ' + event.violatedDirective));
-        if (location.origin === ${JSON.stringify(baseUrl)}) sessionStorage.setItem(${JSON.stringify(keyStorageName)}, ${JSON.stringify(viewerKey)});`,
+        if (location.origin === ${JSON.stringify(baseUrl)}) sessionStorage.setItem(${JSON.stringify(consoleKeyStorageName)}, ${JSON.stringify(viewerKey)});`,
     });
     const page = await context.newPage();
     page.on('console', (message) => {
