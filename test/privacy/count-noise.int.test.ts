@@ -45,17 +45,22 @@ describe('count noise through the admin API on the real demo', () => {
     await testApp?.close();
   });
 
+  /** A preview body for every demo visit with a chief complaint: its own facts, as a clinician would enter them. */
+  const previewBodiesOfDemoVisits = async () =>
+    (
+      await testApp.database.db
+        .selectFrom('cohort_encounter')
+        .select(['age_years', 'sex', 'chief_complaint_text', 'icd10_codes'])
+        .where('chief_complaint_text', 'is not', null)
+        .orderBy('encounter_key')
+        .execute()
+    ).map((visit) => ({ facts: { ageYears: visit.age_years, sex: visit.sex, chiefComplaint: visit.chief_complaint_text, icd10Codes: visit.icd10_codes } }));
+
   it('shows noisy, reproducible counts on every demo visit, consistent with their own percentages', async () => {
-    const visits = await testApp.database.db
-      .selectFrom('cohort_encounter')
-      .select(['age_years', 'sex', 'chief_complaint_text', 'icd10_codes'])
-      .where('chief_complaint_text', 'is not', null)
-      .orderBy('encounter_key')
-      .execute();
+    const visits = await previewBodiesOfDemoVisits();
     let withCards = 0;
     let noisy = 0;
-    for (const visit of visits) {
-      const body = { facts: { ageYears: visit.age_years, sex: visit.sex, chiefComplaint: visit.chief_complaint_text, icd10Codes: visit.icd10_codes } };
+    for (const body of visits) {
       const first = (await testApp.app.inject({ method: 'POST', url: `/admin/rules/${version}/preview`, headers: as(), payload: body })).json();
       const again = (await testApp.app.inject({ method: 'POST', url: `/admin/rules/${version}/preview`, headers: as(), payload: body })).json();
       expect(again.cards.map(figures)).toEqual(first.cards.map(figures));
@@ -79,17 +84,11 @@ describe('count noise through the admin API on the real demo', () => {
   }, 120_000);
 
   it('shows the same noisy counts on the explanation page as on the card, never the true ones', async () => {
-    const visits = await testApp.database.db
-      .selectFrom('cohort_encounter')
-      .select(['age_years', 'sex', 'chief_complaint_text', 'icd10_codes'])
-      .where('chief_complaint_text', 'is not', null)
-      .orderBy('encounter_key')
-      .execute();
+    const visits = await previewBodiesOfDemoVisits();
     let compared = 0;
     let differFromTruth = 0;
-    for (const visit of visits) {
+    for (const body of visits) {
       if (compared >= 25) break;
-      const body = { facts: { ageYears: visit.age_years, sex: visit.sex, chiefComplaint: visit.chief_complaint_text, icd10Codes: visit.icd10_codes } };
       const preview = (await testApp.app.inject({ method: 'POST', url: `/admin/rules/${version}/preview`, headers: as(), payload: body })).json();
       const card = (preview.cards as Json[]).find((candidate) => candidate.links?.some((link: Json) => String(link.url).includes('/explain/')));
       if (!card) continue;
