@@ -422,21 +422,14 @@ export interface LabPanelOptions {
   /** …and they were drawn together at least this often, so that one shared draw of two rare tests is no panel. */
   readonly minimumSharedDraws?: number;
   /**
-   * Encounters the co-occurrence is measured on; a larger cohort is sampled by encounter key (keys are
-   * HMACs, so a key range is a uniform, stable sample). Default 50,000: the pair count grows with the
-   * square of the analytes per draw, and a million encounters would take minutes for the same panels.
+   * Encounters the co-occurrence is measured on; a larger cohort is sampled: the encounters with the smallest keys
+   * (keys are HMACs, so these are a uniform, stable sample). Default 50,000: the pair count grows with the square of
+   * the analytes per draw, and a million encounters would take minutes for the same panels.
    */
   readonly sampleEncounters?: number;
 }
 
 const defaultPanelSampleEncounters = 50_000;
-
-/** The encounter keys below which a share `fraction` of uniformly spread hex keys lies. */
-function sampleKeyBound(fraction: number): string {
-  return Math.floor(fraction * 0xffffffff)
-    .toString(16)
-    .padStart(8, '0');
-}
 
 interface Analyte {
   readonly code: string;
@@ -559,40 +552,91 @@ export function derivePanels(
   });
 }
 
-/** Rebuilds lab_panel and lab_panel_member from the lab draws of the cohort (or a sample); returns the panels. */
+/**
+ * How often each analyte was drawn and each pair of analytes was drawn together, from one row per draw (its
+ * analytes): what a self-join of lab_draw counts, in a pass over the draws instead of a join whose rows grow with
+ * the square of the analytes per draw (measured at 10,000 encounters: 4.9 s for the join alone).
+ */
+export function countAnalytePairs(draws: Iterable<readonly string[]>): {
+  readonly draws: Map<string, number>;
+  readonly pairs: { readonly a: string; readonly b: string; readonly shared: number }[];
+} {
+  const index = new Map<string, number>();
+  const codes: string[] = [];
+  const drawIds: Int32Array[] = [];
+  for (const analytes of draws) {
+    drawIds.push(
+      Int32Array.from(analytes, (code) => {
+        let id = index.get(code);
+        if (id === undefined) {
+          id = codes.length;
+          index.set(code, id);
+          codes.push(code);
+        }
+        return id;
+      }),
+    );
+  }
+  const size = codes.length;
+  const drawCounts = new Float64Array(size);
+  // A dense triangle of counters: a few hundred analytes in practice (a few thousand would still be a few MB).
+  const pairCounts = new Float64Array(size * size);
+  for (const ids of drawIds) {
+    for (let first = 0; first < ids.length; first += 1) {
+      const a = ids[first]!;
+      drawCounts[a] = drawCounts[a]! + 1;
+      for (let second = first + 1; second < ids.length; second += 1) {
+        const b = ids[second]!;
+        const cell = a < b ? a * size + b : b * size + a;
+        pairCounts[cell] = pairCounts[cell]! + 1;
+      }
+    }
+  }
+  const pairs: { a: string; b: string; shared: number }[] = [];
+  for (let a = 0; a < size; a += 1) {
+    for (let b = a + 1; b < size; b += 1) {
+      const shared = pairCounts[a * size + b]!;
+      if (shared > 0) pairs.push({ a: codes[a]!, b: codes[b]!, shared });
+    }
+  }
+  return { draws: new Map(codes.map((code, id) => [code, drawCounts[id]!])), pairs };
+}
+
+/**
+ * Rebuilds lab_panel and lab_panel_member from the lab draws of the cohort (or a sample); returns the panels.
+ * The sample is the `sampleEncounters` smallest encounter keys (HMACs: a pseudo-random, stable sample that a daily
+ * increment changes only where a new key falls below its bound), so the cost stops growing with the cohort.
+ */
 export async function rebuildLabPanels(db: Kysely<Database>, options: LabPanelOptions = {}): Promise<LabPanel[]> {
   const sample = options.sampleEncounters ?? defaultPanelSampleEncounters;
-  const encounters = await countCohortEncounters(db);
-  const bound = encounters > sample ? sampleKeyBound(sample / encounters) : null;
-  const analyteRows = await db
-    .selectFrom('lab_draw as draw')
-    .leftJoin(
-      (eb) =>
-        eb
-          .selectFrom('encounter_item')
-          .select(['item_code', (inner) => inner.fn.min('display').as('display')])
-          .where('kind', '=', 'lab')
-          .$if(bound !== null, (query) => query.where('encounter_key', '<', bound!))
-          .groupBy('item_code')
-          .as('item'),
-      (join) => join.onRef('item.item_code', '=', 'draw.analyte_code'),
-    )
-    .select(['draw.analyte_code', sql<string | null>`min(item.display)`.as('display'), sql<number>`cast(count(*) as integer)`.as('draws')])
-    .$if(bound !== null, (query) => query.where('draw.encounter_key', '<', bound!))
-    .groupBy('draw.analyte_code')
+  const boundRow = await db
+    .selectFrom('cohort_encounter')
+    .select('encounter_key')
+    .orderBy('encounter_key')
+    .offset(Math.max(0, sample - 1))
+    .limit(1)
+    .executeTakeFirst();
+  // Null: the cohort is no larger than the sample, and every draw is read (those of no encounter too, as before).
+  const bound = boundRow?.encounter_key ?? null;
+  const displayRows = await db
+    .selectFrom('encounter_item')
+    .select(['item_code', (eb) => eb.fn.min('display').as('display')])
+    .where('kind', '=', 'lab')
+    .$if(bound !== null, (query) => query.where('encounter_key', '<=', bound!))
+    .groupBy('item_code')
     .execute();
-  const pairRows = await sql<{ a: string; b: string; shared: number }>`
-    select first.analyte_code as a, second.analyte_code as b, cast(count(*) as integer) as shared
-    from lab_draw first
-    join lab_draw second
-      on second.encounter_key = first.encounter_key
-     and second.draw_key = first.draw_key
-     and second.analyte_code > first.analyte_code
-    where ${bound === null ? sql`true` : sql`first.encounter_key < ${bound}`}
-    group by first.analyte_code, second.analyte_code`.execute(db);
+  const drawRows = await db
+    .selectFrom('lab_draw')
+    // json: parsed natively by both drivers, several times faster than a text[] by pg's array parser.
+    .select(sql<string[]>`json_agg(analyte_code)`.as('analytes'))
+    .$if(bound !== null, (query) => query.where('encounter_key', '<=', bound!))
+    .groupBy(['encounter_key', 'draw_key'])
+    .execute();
+  const counted = countAnalytePairs(drawRows.map((row) => row.analytes));
+  const displays = new Map(displayRows.map((row) => [row.item_code, row.display]));
   const panels = derivePanels(
-    analyteRows.map((row) => ({ code: row.analyte_code, display: row.display ?? row.analyte_code, draws: Number(row.draws) })),
-    pairRows.rows.map((row) => ({ a: row.a, b: row.b, shared: Number(row.shared) })),
+    [...counted.draws].map(([code, draws]) => ({ code, display: displays.get(code) ?? code, draws })),
+    counted.pairs,
     options,
   );
   await db.transaction().execute(async (trx) => {

@@ -340,7 +340,7 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     // Hooks read precomputed cohort statistics: a new generation of them, switched to when complete.
     await refreshCohortAggregates(db);
     // Clinician reputations are statistics of the cohort too (docs/reputation.md): from the cohort as it is now.
-    await recomputeClinicianReputation(db);
+    await recomputeClinicianReputation(db, { countItems: false });
 
     // The totals of every batch of the run, those stored before an interruption included.
     const totals: Record<string, number> = {};

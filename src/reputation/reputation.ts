@@ -67,11 +67,97 @@ export interface ReputationSummary {
   readonly itemsWithClinician: number;
 }
 
+/**
+ * What the reputation of one clinician is computed from: integers only, so that however the orders are counted (in
+ * memory, a chunk at a time, or in SQL) and in whatever order, the same tallies give the same reputation to the bit.
+ */
+export interface ClinicianTally {
+  readonly clinicianKey: string;
+  /** Orders with a consensus to compare with (their encounter's primary complaint concept has other encounters). */
+  readonly orders: number;
+  /** Encounters in which they ordered anything, and of those, how many returned within 72 hours. */
+  readonly encounters: number;
+  readonly returns: number;
+  /**
+   * Per primary complaint concept: the sum over their orders there of the other encounters of the concept that
+   * received the item too. Divided by the concept's encounters − 1, summed over the concepts: their agreement sum.
+   */
+  readonly agreementCounts: ReadonlyMap<string, number>;
+}
+
+/** Everything `summarizeReputation` needs, from one pass (in memory) or a few aggregating queries (SQL). */
+export interface ReputationTallies {
+  /** Every clinician named on an item of the cohort, in any order. */
+  readonly clinicians: readonly ClinicianTally[];
+  /** Encounters per primary complaint concept. */
+  readonly conceptSizes: ReadonlyMap<string, number>;
+  readonly encounters: number;
+  readonly items: number;
+  readonly itemsWithClinician: number;
+}
+
 interface Tally {
   orders: number;
-  agreementSum: number;
+  agreementCounts: Map<string, number>;
   encounters: number;
   returns: number;
+}
+
+function byKey<T>(entries: Iterable<readonly [string, T]>): (readonly [string, T])[] {
+  return [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * The reputations and summary of these tallies: floating-point sums in key order (concepts, then clinicians), so
+ * that the result depends on the tallies alone.
+ */
+export function summarizeReputation(tallies: ReputationTallies, options: ReputationOptions = defaultReputationOptions): ReputationSummary {
+  const clinicians = [...tallies.clinicians].sort((x, y) => (x.clinicianKey < y.clinicianKey ? -1 : x.clinicianKey > y.clinicianKey ? 1 : 0));
+  const agreementSums = clinicians.map((tally) => {
+    let sum = 0;
+    for (const [concept, count] of byKey(tally.agreementCounts)) sum += count / (tallies.conceptSizes.get(concept)! - 1);
+    return sum;
+  });
+  let orders = 0;
+  let agreementSum = 0;
+  let clinicianEncounters = 0;
+  let returns = 0;
+  clinicians.forEach((tally, index) => {
+    orders += tally.orders;
+    agreementSum += agreementSums[index]!;
+    clinicianEncounters += tally.encounters;
+    returns += tally.returns;
+  });
+  const meanAgreement = orders === 0 ? null : agreementSum / orders;
+  const meanReturnRate72h = clinicianEncounters === 0 ? null : returns / clinicianEncounters;
+
+  const reputations = clinicians.map((tally, index): ClinicianReputation => {
+    const tallySum = agreementSums[index]!;
+    const priorAgreement = meanAgreement ?? 0;
+    const agreement = (tallySum + options.agreementPriorOrders * priorAgreement) / (tally.orders + options.agreementPriorOrders);
+    const priorReturn = meanReturnRate72h ?? 0;
+    const returnRate72h = (tally.returns + options.returnPriorEncounters * priorReturn) / (tally.encounters + options.returnPriorEncounters);
+    const agreementRatio = meanAgreement === null || meanAgreement === 0 ? 1 : agreement / meanAgreement;
+    const returnRatio = meanReturnRate72h === null || meanReturnRate72h === 1 ? 1 : (1 - returnRate72h) / (1 - meanReturnRate72h);
+    const weight = Math.min(options.maxWeight, Math.max(options.minWeight, agreementRatio * returnRatio));
+    return {
+      clinicianKey: tally.clinicianKey,
+      orders: tally.orders,
+      encounters: tally.encounters,
+      rawAgreement: tally.orders === 0 ? null : tallySum / tally.orders,
+      agreement,
+      returnRate72h,
+      weight,
+    };
+  });
+  return {
+    clinicians: reputations,
+    meanAgreement,
+    meanReturnRate72h,
+    encounters: tallies.encounters,
+    items: tallies.items,
+    itemsWithClinician: tallies.itemsWithClinician,
+  };
 }
 
 /** One reputation per clinician named in the encounters' items, sorted by clinician key. */
@@ -126,58 +212,32 @@ export class ReputationAccumulator {
       if (clinician === undefined) continue;
       this.itemsWithClinician += 1;
       let tally = this.tallies.get(clinician);
-      if (!tally) this.tallies.set(clinician, (tally = { orders: 0, agreementSum: 0, encounters: 0, returns: 0 }));
+      if (!tally) this.tallies.set(clinician, (tally = { orders: 0, agreementCounts: new Map(), encounters: 0, returns: 0 }));
       if (!seenHere.has(clinician)) {
         seenHere.add(clinician);
         tally.encounters += 1;
         if (encounter.returned72h) tally.returns += 1;
       }
       if (group && group.size >= 2) {
-        // Leave this encounter out: the share of the other encounters of the complaint that received the item.
+        // Leave this encounter out: the other encounters of the complaint that received the item (÷ size − 1 at the end).
         tally.orders += 1;
-        tally.agreementSum += ((group.items.get(itemCode) ?? 1) - 1) / (group.size - 1);
+        tally.agreementCounts.set(concept!, (tally.agreementCounts.get(concept!) ?? 0) + (group.items.get(itemCode) ?? 1) - 1);
       }
     }
   }
 
   /** The summary of both passes. */
   finish(): ReputationSummary {
-    const options = this.options;
-    let orders = 0;
-    let agreementSum = 0;
-    let clinicianEncounters = 0;
-    let returns = 0;
-    for (const tally of this.tallies.values()) {
-      orders += tally.orders;
-      agreementSum += tally.agreementSum;
-      clinicianEncounters += tally.encounters;
-      returns += tally.returns;
-    }
-    const meanAgreement = orders === 0 ? null : agreementSum / orders;
-    const meanReturnRate72h = clinicianEncounters === 0 ? null : returns / clinicianEncounters;
-
-    const clinicians = [...this.tallies.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([clinicianKey, tally]): ClinicianReputation => {
-        const priorAgreement = meanAgreement ?? 0;
-        const agreement =
-          (tally.agreementSum + options.agreementPriorOrders * priorAgreement) / (tally.orders + options.agreementPriorOrders);
-        const priorReturn = meanReturnRate72h ?? 0;
-        const returnRate72h = (tally.returns + options.returnPriorEncounters * priorReturn) / (tally.encounters + options.returnPriorEncounters);
-        const agreementRatio = meanAgreement === null || meanAgreement === 0 ? 1 : agreement / meanAgreement;
-        const returnRatio = meanReturnRate72h === null || meanReturnRate72h === 1 ? 1 : (1 - returnRate72h) / (1 - meanReturnRate72h);
-        const weight = Math.min(options.maxWeight, Math.max(options.minWeight, agreementRatio * returnRatio));
-        return {
-          clinicianKey,
-          orders: tally.orders,
-          encounters: tally.encounters,
-          rawAgreement: tally.orders === 0 ? null : tally.agreementSum / tally.orders,
-          agreement,
-          returnRate72h,
-          weight,
-        };
-      });
-    return { clinicians, meanAgreement, meanReturnRate72h, encounters: this.encounters, items: this.items, itemsWithClinician: this.itemsWithClinician };
+    return summarizeReputation(
+      {
+        clinicians: [...this.tallies].map(([clinicianKey, tally]) => ({ clinicianKey, ...tally })),
+        conceptSizes: new Map([...this.concepts].map(([concept, group]) => [concept, group.size])),
+        encounters: this.encounters,
+        items: this.items,
+        itemsWithClinician: this.itemsWithClinician,
+      },
+      this.options,
+    );
   }
 }
 

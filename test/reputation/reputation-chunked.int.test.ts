@@ -72,17 +72,49 @@ describe('chunked reputation recompute on the MIMIC-IV ED demo', () => {
     expect(await recomputeClinicianReputation(database.db)).toEqual(reference);
   });
 
+  it('gives the same reputations to the bit whatever order the encounters come in', async () => {
+    const encounters = await loadEvaluationEncounters(database.db, { foldLabPanels: true });
+    const reference = computeReputation(encounters);
+    expect(reference.clinicians.length).toBeGreaterThan(10);
+    expect(computeReputation([...encounters].reverse())).toEqual(reference);
+    // A fixed shuffle (no randomness in a test): every 7th first, then the rest.
+    const shuffled = [...encounters.filter((_, index) => index % 7 === 3), ...encounters.filter((_, index) => index % 7 !== 3)];
+    expect(computeReputation(shuffled)).toEqual(reference);
+  });
+
+  it('tallies in SQL exactly what the chunked passes tally, also when lab analytes of one panel name different clinicians', async () => {
+    // The demo names no clinician on a lab: name some, differently per analyte, so that a panel's clinician is the
+    // one of its first analyte (by code) that names one, some analytes of a panel staying unnamed.
+    const panel = await sql<{ panel_code: string; analyte_codes: string[] }>`
+      select panel_code, analyte_codes from lab_panel order by cardinality(analyte_codes) desc, panel_code limit 1`.execute(database.db);
+    const analytes = panel.rows[0]!.analyte_codes;
+    expect(analytes.length).toBeGreaterThan(2);
+    await sql`
+      update encounter_item set clinician_key = 'lab-clinician-' || (ascii(right(encounter_key, 1)) % 5) || '-' || item_code
+      where item_code = any(${sql.val(analytes.slice(1))}) and ascii(right(encounter_key, 1)) % 3 <> 0`.execute(database.db);
+    const reference = computeReputation(await loadEvaluationEncounters(database.db, { foldLabPanels: true }));
+    expect(reference.clinicians.some((one) => one.clinicianKey.startsWith('lab-clinician-'))).toBe(true);
+    expect(await recomputeClinicianReputation(database.db, { method: 'sql' })).toEqual(reference);
+    expect(await recomputeClinicianReputation(database.db, { chunkSize: 7 })).toEqual(reference);
+    expect(await listClinicianReputations(database.db)).toEqual(reference.clinicians);
+    // Without the item count (what the ingest asks): the same reputations, items left at 0.
+    expect(await recomputeClinicianReputation(database.db, { countItems: false })).toEqual({ ...reference, items: 0 });
+    await sql`update encounter_item set clinician_key = null where clinician_key like 'lab-clinician-%'`.execute(database.db);
+  });
+
   it('without any clinician on an item, rates no one, stores none, and counts the cohort as before', async () => {
     await sql`update encounter_item set clinician_key = null`.execute(database.db);
     const reference = computeReputation(await loadEvaluationEncounters(database.db, { foldLabPanels: true }));
     expect(reference.clinicians).toEqual([]);
     expect(reference.items).toBeGreaterThan(0);
     expect(await recomputeClinicianReputation(database.db, { chunkSize: 7 })).toEqual(reference);
+    expect(await recomputeClinicianReputation(database.db, { method: 'sql' })).toEqual(reference);
     expect(await listClinicianReputations(database.db)).toEqual([]);
   });
 });
 
 describe('ReputationAccumulator', () => {
+
   it('refuses consensus once the tallies have begun', () => {
     const accumulator = new ReputationAccumulator();
     const encounter = { complaintConcepts: ['abdominal-pain'], returned72h: false, items: [{ itemCode: 'a' }], clinicianByItem: new Map([['a', 'c1']]) };
