@@ -48,12 +48,22 @@ export interface AggregateRebuild {
   readonly durationMs: number;
 }
 
-/** The folded items of each encounter, exactly as `countItems` folds them (one row per encounter and item). */
+/**
+ * The folded items of each encounter, exactly as `countItems` folds them (one row per encounter and item). Items
+ * outside any panel are one row per encounter already (the key of encounter_item): only the analytes of panels
+ * need the distinct, which sorts or hashes (measured at 100,000 encounters: 7.4 s for a distinct over every item).
+ */
 const foldedItems = sql`
-  select distinct item.encounter_key, coalesce(panel.panel_code, item.item_code) as item_code
+  select item.encounter_key, item.item_code
   from encounter_item as item
-  left join lab_panel_member as member on member.analyte_code = item.item_code
-  left join lab_panel as panel on panel.panel_code = member.panel_code`;
+  where not exists (
+    select 1 from lab_panel_member as member join lab_panel as panel on panel.panel_code = member.panel_code
+    where member.analyte_code = item.item_code)
+  union all
+  select distinct item.encounter_key, panel.panel_code
+  from encounter_item as item
+  join lab_panel_member as member on member.analyte_code = item.item_code
+  join lab_panel as panel on panel.panel_code = member.panel_code`;
 
 /**
  * Writes a new generation of aggregates from the cohort as it is now and makes it the active one, in one
@@ -63,6 +73,10 @@ export async function rebuildCohortAggregates(db: Kysely<Database>, dimensions: 
   const started = Date.now();
   const result = await db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${rebuildLock})`.execute(trx);
+    // Hash aggregates over every item that fit in memory instead of spilling in 4 MB pieces, and no JIT compiling
+    // for one-off statements (measured at 100,000 encounters: the folded items in 3.3 s instead of 6.0 s).
+    await sql`set local work_mem = '256MB'`.execute(trx);
+    await sql`set local jit = off`.execute(trx);
     const inserted = await sql<{ generation: number }>`
       insert into cohort_aggregate_generation (status, by_site, by_start_year, panel_fingerprint, encounters)
       values ('building', ${dimensions.bySite}, ${dimensions.byStartYear}, cohort_aggregate_panel_fingerprint(),
@@ -116,20 +130,33 @@ export async function rebuildCohortAggregates(db: Kysely<Database>, dimensions: 
       select cell_id, 'hospital', hospital_los_minutes, ${generationValue}, count(*) from cohort_aggregate_member_cell
       where admitted and hospital_los_minutes is not null group by cell_id, hospital_los_minutes`.execute(trx);
     // The exact path shows min() of each attribute over the cohort's rows: the same for every cohort when uniform.
+    // Summed up per item code first (a few thousand codes), then folded: one hash over the items instead of a
+    // count(distinct …) of each attribute (measured: 10.8 s at 100,000 encounters). count(distinct x) = 1 is
+    // "some x is not null and min(x) = max(x)"; a panel's kind, display, coding system and code are the panel's.
     await sql`
       insert into cohort_aggregate_item_detail (generation, item_code, category, kind, display, code_system, code, uniform)
-      select ${generationValue}, item_code, min(category), min(kind), min(display), min(code_system), min(code),
-        count(distinct category) = 1 and count(distinct kind) = 1 and count(distinct display) = 1
-        and (count(code_system) = 0 or (count(code_system) = count(*) and count(distinct code_system) = 1))
-        and (count(code) = 0 or (count(code) = count(*) and count(distinct code) = 1))
+      select ${generationValue}, item_code, min(min_category), min(min_kind), min(min_display), min(min_system), min(min_code),
+        min(min_category) = max(max_category) and min(min_kind) = max(max_kind) and min(min_display) = max(max_display)
+        and (sum(systems) = 0 or (sum(systems) = sum(rows) and min(min_system) = max(max_system)))
+        and (sum(codes) = 0 or (sum(codes) = sum(rows) and min(min_code) = max(max_code)))
       from (
-        select coalesce(panel.panel_code, item.item_code) as item_code, item.category,
-          case when panel.panel_code is null then item.kind else 'lab-panel' end as kind,
-          coalesce(panel.display, item.display) as display,
-          case when panel.panel_code is null then item.code_system else ${panelSystem} end as code_system,
-          case when panel.panel_code is null then item.code else panel.panel_code end as code
-        from encounter_item as item
-        left join lab_panel_member as member on member.analyte_code = item.item_code
+        select coalesce(panel.panel_code, raw.item_code) as item_code, raw.rows, raw.min_category, raw.max_category,
+          case when panel.panel_code is null then raw.min_kind else 'lab-panel' end as min_kind,
+          case when panel.panel_code is null then raw.max_kind else 'lab-panel' end as max_kind,
+          coalesce(panel.display, raw.min_display) as min_display, coalesce(panel.display, raw.max_display) as max_display,
+          case when panel.panel_code is null then raw.systems else raw.rows end as systems,
+          case when panel.panel_code is null then raw.min_system else ${panelSystem} end as min_system,
+          case when panel.panel_code is null then raw.max_system else ${panelSystem} end as max_system,
+          case when panel.panel_code is null then raw.codes else raw.rows end as codes,
+          coalesce(panel.panel_code, raw.min_code) as min_code, coalesce(panel.panel_code, raw.max_code) as max_code
+        from (
+          select item_code, count(*) as rows, min(category) as min_category, max(category) as max_category,
+            min(kind) as min_kind, max(kind) as max_kind, min(display) as min_display, max(display) as max_display,
+            count(code_system) as systems, min(code_system) as min_system, max(code_system) as max_system,
+            count(code) as codes, min(code) as min_code, max(code) as max_code
+          from encounter_item group by item_code
+        ) as raw
+        left join lab_panel_member as member on member.analyte_code = raw.item_code
         left join lab_panel as panel on panel.panel_code = member.panel_code
       ) as folded
       group by item_code`.execute(trx);
