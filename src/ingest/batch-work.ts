@@ -17,12 +17,14 @@ import {
   type ResourceLike,
 } from './fhir-to-cohort.js';
 import { parseResourceLine } from './ndjson-reader.js';
-import { readStagedBatch } from './staging.js';
+import { readStagedBatch, type StagedMalformedLine } from './staging.js';
 
 /** What one chunk of input lines becomes. */
 export interface StagedChunk {
-  /** Text to append to each batch file, by batch. */
-  readonly batches: Array<[number, string]>;
+  /** The staged lines of every batch, one batch after another (see stagedLine for a line's layout). */
+  readonly data: Uint8Array;
+  /** [batch, byte length] pairs, in the order the batches' lines follow each other in `data`. */
+  readonly spans: number[];
   /** Lines for the medication names file (Medication resources). */
   readonly medications: string;
   readonly resources: number;
@@ -65,23 +67,147 @@ function isBlank(text: string): boolean {
 }
 
 /**
- * Parses a chunk of lines (`firstLine` is the number of the first) and routes each resource the conversion
- * reads, reduced to the fields it reads, to the batch of its patient: `[patientId, resource]` as one JSON line.
+ * A staged line: `<file index> TAB <line number> TAB <patient id as JSON> TAB <resource JSON>`. The file and line
+ * let the conversion report a line that turns out not to be JSON; the resource is the input line as it was
+ * (fast path) or reduced to the fields the conversion reads (reduceForConversion).
  */
-export function stageLines(lines: readonly string[], firstLine: number, batchCount: number): StagedChunk {
-  const perBatch = new Map<number, string[]>();
+function stagedLinePrefix(fileIndex: number, line: number, patientId: string): string {
+  return `${fileIndex}\t${line}\t${JSON.stringify(patientId)}\t`;
+}
+
+/**
+ * Resource types routed without being parsed when their line has the usual compact shape: each names its
+ * patient in `subject` and nowhere else at its top level, and holds no element called `subject` deeper down
+ * (in FHIR R4), so one `"subject":{"reference":"…"}` in a line without contained resources is the resource's own.
+ */
+const fastPathTypes = new Set([
+  'Encounter',
+  'Condition',
+  'Observation',
+  'ServiceRequest',
+  'MedicationDispense',
+  'MedicationAdministration',
+  'MedicationRequest',
+  'Procedure',
+]);
+const resourceTypeKey = Buffer.from('"resourceType"');
+const subjectKey = Buffer.from('"subject"');
+const referenceKey = Buffer.from('"reference"');
+const containedKey = Buffer.from('"contained"');
+const openBrace = 0x7b;
+const colon = 0x3a;
+const quote = 0x22;
+const backslash = 0x5c;
+const newline = 0x0a;
+
+/** The index of the first byte at or after `at` that is not JSON whitespace. */
+function skipSpace(line: Buffer, at: number): number {
+  let index = at;
+  while (index < line.length) {
+    const byte = line[index]!;
+    if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) break;
+    index += 1;
+  }
+  return index;
+}
+
+/** After `key` at `at`: the index just past `"key" : "`, or -1 when the bytes there are not that. */
+function afterKey(line: Buffer, at: number, key: Buffer, then: number): number {
+  if (line.compare(key, 0, key.length, at, at + key.length) !== 0) return -1;
+  let index = skipSpace(line, at + key.length);
+  if (line[index] !== colon) return -1;
+  index = skipSpace(line, index + 1);
+  return line[index] === then ? index + 1 : -1;
+}
+
+/** The text of a JSON string starting at `start` (just past its opening quote) without escapes; null if it has any. */
+function plainString(line: Buffer, start: number, encoding: 'latin1' | 'utf8'): { readonly text: string; readonly end: number } | null {
+  const end = line.indexOf(quote, start);
+  if (end === -1) return null;
+  const escape = line.indexOf(backslash, start);
+  if (escape !== -1 && escape < end) return null;
+  return { text: line.toString(encoding, start, end), end };
+}
+
+/**
+ * The resource type and patient id of a line, read from its bytes without parsing it, when the line has the
+ * usual shape (`{…, "resourceType": "<one of fastPathTypes>", …, "subject": {"reference": "…Patient/<id>"…}…}`,
+ * keys in any order, any JSON whitespace, one "resourceType" and one "subject" key, no contained resources, no
+ * escapes in the two values); null whenever
+ * there is any doubt, and the line is then parsed. The patient id is the one patientIdOfResource finds in the
+ * parsed resource.
+ */
+function routeWithoutParsing(line: Buffer): { readonly resourceType: string; readonly patientId: string } | null {
+  if (line[skipSpace(line, 0)] !== openBrace) return null;
+  // A quoted key cannot occur inside a JSON string (its quotes would be escaped), so with one "resourceType",
+  // one "subject" and no contained resources, both are the resource's own, whatever the order of its keys.
+  const typeAt = line.indexOf(resourceTypeKey);
+  if (typeAt === -1 || line.indexOf(resourceTypeKey, typeAt + resourceTypeKey.length) !== -1 || line.indexOf(containedKey) !== -1) return null;
+  const typeStart = afterKey(line, typeAt, resourceTypeKey, quote);
+  if (typeStart === -1) return null;
+  const type = plainString(line, typeStart, 'latin1');
+  if (type === null || !fastPathTypes.has(type.text)) return null;
+  const at = line.indexOf(subjectKey);
+  if (at === -1 || line.indexOf(subjectKey, at + subjectKey.length) !== -1) return null;
+  const inside = afterKey(line, at, subjectKey, openBrace);
+  if (inside === -1) return null;
+  const referenceStart = afterKey(line, skipSpace(line, inside), referenceKey, quote);
+  if (referenceStart === -1) return null;
+  const reference = plainString(line, referenceStart, 'utf8');
+  if (reference === null) return null;
+  const patientId = patientIdOf({ reference: reference.text });
+  return patientId === null ? null : { resourceType: type.text, patientId };
+}
+
+/**
+ * Stages a chunk of whole NDJSON lines (`firstLine` is the number of the first, in input file `fileIndex`): each
+ * resource the conversion reads goes to the batch of its patient (stagedLinePrefix). Lines of the usual compact
+ * shape are routed from their bytes (routeWithoutParsing) and staged as they are, unparsed: JSON.parse runs once
+ * per resource, at conversion. Every other line is parsed here, counted and reduced to what the conversion reads.
+ */
+export function stageBytes(bytes: Uint8Array, firstLine: number, fileIndex: number, batchCount: number): StagedChunk {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const perBatch = new Map<number, Array<Buffer | string>>();
   const medications: string[] = [];
   const byResourceType: Record<string, number> = {};
   const malformed: Array<{ line: number; message: string }> = [];
   let resources = 0;
   let withoutPatient = 0;
   let unresolvedConsents = 0;
-  for (let index = 0; index < lines.length; index += 1) {
-    const text = lines[index]!;
+  let size = 0;
+  const stage = (patientId: string, line: number, resource: Buffer | string) => {
+    const batch = batchOfPatient(patientId, batchCount);
+    let entries = perBatch.get(batch);
+    if (!entries) {
+      entries = [];
+      perBatch.set(batch, entries);
+    }
+    const prefix = stagedLinePrefix(fileIndex, line, patientId);
+    entries.push(prefix, resource, '\n');
+    size += Buffer.byteLength(prefix) + (typeof resource === 'string' ? Buffer.byteLength(resource) : resource.length) + 1;
+  };
+
+  let line = firstLine;
+  for (let start = 0; start < buffer.length; line += 1) {
+    let end = buffer.indexOf(newline, start);
+    if (end === -1) end = buffer.length;
+    const next = end + 1;
+    if (end > start && buffer[end - 1] === 0x0d) end -= 1;
+    const raw = buffer.subarray(start, end);
+    start = next;
+    if (raw.length === 0) continue;
+    const route = routeWithoutParsing(raw);
+    if (route) {
+      resources += 1;
+      byResourceType[route.resourceType] = (byResourceType[route.resourceType] ?? 0) + 1;
+      stage(route.patientId, line, raw);
+      continue;
+    }
+    const text = raw.toString('utf8');
     if (isBlank(text)) continue;
     const parsed = parseResourceLine(text);
     if (typeof parsed === 'string') {
-      malformed.push({ line: firstLine + index, message: parsed });
+      malformed.push({ line, message: parsed });
       continue;
     }
     resources += 1;
@@ -113,22 +239,48 @@ export function stageLines(lines: readonly string[], firstLine: number, batchCou
       if (parsed.resourceType !== 'Patient') withoutPatient += 1;
       continue;
     }
-    const batch = batchOfPatient(patientId, batchCount);
-    let entries = perBatch.get(batch);
-    if (!entries) {
-      entries = [];
-      perBatch.set(batch, entries);
-    }
-    entries.push(`${JSON.stringify([patientId, reduced])}\n`);
+    stage(patientId, line, JSON.stringify(reduced));
   }
+
+  // Never from Buffer's shared pool: a worker hands this memory over (transfers it) to the main thread.
+  const data = Buffer.allocUnsafeSlow(size);
+  const spans: number[] = [];
+  let offset = 0;
+  for (const [batch, entries] of perBatch) {
+    const batchStart = offset;
+    for (const entry of entries) offset += typeof entry === 'string' ? data.write(entry, offset) : entry.copy(data, offset);
+    spans.push(batch, offset - batchStart);
+  }
+  return { data, spans, medications: medications.join(''), resources, byResourceType, withoutPatient, unresolvedConsents, malformed };
+}
+
+/** One staged line read back: the resource parsed, or why it could not be. */
+export interface StagedResource {
+  readonly fileIndex: number;
+  readonly line: number;
+  readonly patientId: string;
+  /** The parsed resource; a string says why the line is not a resource (as parseResourceLine). */
+  readonly resource: ResourceLike | string;
+  /** The resource type named at the start of the line (for a line that is not a resource). */
+  readonly declaredType: string | null;
+}
+
+/** Reads a staged line back (stagedLinePrefix); the resource is parsed here, once. */
+export function readStagedLine(text: string): StagedResource {
+  const first = text.indexOf('\t');
+  const second = text.indexOf('\t', first + 1);
+  const third = text.indexOf('\t', second + 1);
+  const quoted = text.slice(second + 1, third);
+  const patientId = quoted.includes('\\') ? (JSON.parse(quoted) as string) : quoted.slice(1, -1);
+  const json = text.slice(third + 1);
+  const parsed = parseResourceLine(json);
+  const declared = typeof parsed === 'string' ? /"resourceType"\s*:\s*"([^"\\]+)"/.exec(json)?.[1] ?? null : null;
   return {
-    batches: [...perBatch.entries()].map(([batch, entries]) => [batch, entries.join('')]),
-    medications: medications.join(''),
-    resources,
-    byResourceType,
-    withoutPatient,
-    unresolvedConsents,
-    malformed,
+    fileIndex: Number(text.slice(0, first)),
+    line: Number(text.slice(first + 1, second)),
+    patientId,
+    resource: typeof parsed === 'string' ? parsed : (parsed as unknown as ResourceLike),
+    declaredType: declared,
   };
 }
 
@@ -151,6 +303,8 @@ export interface ConvertedBatch {
   readonly counts: Record<string, number>;
   /** Patient keys of the batch's patients whose Consent refuses research use (see privacy/consent.ts). */
   readonly consentRefusalKeys: string[];
+  /** Staged lines that were not resources after all (staged unparsed; see stageBytes). */
+  readonly malformed: StagedMalformedLine[];
 }
 
 /** After this long converting without a pause, `pause` is awaited (on the main thread: let a COPY in flight go on). */
@@ -167,7 +321,7 @@ export async function convertStagedBatch(
   settings: ConversionSettings,
   options: { readonly log?: (message: string) => void; readonly pause?: () => Promise<void> } = {},
 ): Promise<ConvertedBatch> {
-  const patients = readStagedBatch(directory, batch);
+  const { patients, malformed } = readStagedBatch(directory, batch);
   // Keys repeat within a batch (each result of a draw names its specimen): compute each once.
   const keys = cachingKeyHasher(hasher);
   const context: CohortConversionContext = {
@@ -212,7 +366,10 @@ export async function convertStagedBatch(
     }
   }
   counts.consentRefusals = consentRefusalKeys.length;
-  return { records, counts, consentRefusalKeys };
+  // Staging counted these lines as resources of their declared type: the run's report takes them back.
+  if (malformed.length > 0) counts.malformedLines = malformed.length;
+  for (const { declaredType } of malformed) count(`malformedLines.${declaredType ?? 'unknown'}`, 1);
+  return { records, counts, consentRefusalKeys, malformed };
 }
 
 export type { ResourceLike };

@@ -9,10 +9,10 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { formatCopyBatch, type CohortBatch, type PreparedCopyBatch } from '../db/cohort-encounter.repository.js';
-import { convertStagedBatch, stageLines, type ConversionSettings, type StagedChunk } from './batch-work.js';
+import { convertStagedBatch, stageBytes, type ConversionSettings, type StagedChunk } from './batch-work.js';
 import { keyHasherSecret, type KeyHasher } from './deidentify.js';
 import type { CohortEncounterRecord } from './fhir-to-cohort.js';
-import { readStagedMedicationNames } from './staging.js';
+import { readStagedMedicationNames, type StagedMalformedLine } from './staging.js';
 
 /** A converted batch, ready for the writer, with its counts. */
 export interface ProcessedBatch {
@@ -20,12 +20,14 @@ export interface ProcessedBatch {
   readonly counts: Record<string, number>;
   /** Patient keys whose Consent refuses research use: recorded as opted out with the batch. */
   readonly consentRefusalKeys: readonly string[];
+  /** Staged lines that turned out not to be resources. */
+  readonly malformed: readonly StagedMalformedLine[];
 }
 
 export interface IngestProcessor {
   /** Worker threads in use; 0 when everything runs on the main thread. */
   readonly threads: number;
-  stage(lines: string[], firstLine: number): Promise<StagedChunk>;
+  stage(bytes: Uint8Array, firstLine: number, fileIndex: number): Promise<StagedChunk>;
   convert(batch: number): Promise<ProcessedBatch>;
   close(): Promise<void>;
 }
@@ -52,7 +54,7 @@ export interface WorkerSetup {
 }
 
 export type WorkerRequest =
-  | { readonly id: number; readonly kind: 'stage'; readonly lines: string[]; readonly firstLine: number }
+  | { readonly id: number; readonly kind: 'stage'; readonly bytes: Uint8Array; readonly firstLine: number; readonly fileIndex: number }
   | { readonly id: number; readonly kind: 'convert'; readonly batch: number };
 
 export type WorkerResponse =
@@ -63,6 +65,7 @@ export type WorkerResponse =
       readonly kind: 'converted';
       readonly counts: Record<string, number>;
       readonly consentRefusalKeys: string[];
+      readonly malformed: StagedMalformedLine[];
       readonly copy: PreparedCopyBatch;
     }
   | {
@@ -70,6 +73,7 @@ export type WorkerResponse =
       readonly kind: 'converted';
       readonly counts: Record<string, number>;
       readonly consentRefusalKeys: string[];
+      readonly malformed: StagedMalformedLine[];
       readonly records: CohortEncounterRecord[];
     }
   | { readonly id: number; readonly kind: 'log'; readonly message: string }
@@ -84,7 +88,7 @@ function mainThreadProcessor(options: IngestProcessorOptions): IngestProcessor {
   let medicationNames: Map<string, string> | undefined;
   return {
     threads: 0,
-    stage: async (lines, firstLine) => stageLines(lines, firstLine, options.batchCount),
+    stage: async (bytes, firstLine, fileIndex) => stageBytes(bytes, firstLine, fileIndex, options.batchCount),
     convert: async (batch) => {
       medicationNames ??= readStagedMedicationNames(options.stagingDirectory);
       const converted = await convertStagedBatch(options.stagingDirectory, batch, options.hasher, { ...options.settings, medicationNames }, {
@@ -95,6 +99,7 @@ function mainThreadProcessor(options: IngestProcessorOptions): IngestProcessor {
       return {
         counts: converted.counts,
         consentRefusalKeys: converted.consentRefusalKeys,
+        malformed: converted.malformed,
         batch: options.output === 'copy' ? { copy: formatCopyBatch(converted.records) } : { records: converted.records },
       };
     },
@@ -172,8 +177,8 @@ class WorkerPool implements IngestProcessor {
     });
   }
 
-  async stage(lines: string[], firstLine: number): Promise<StagedChunk> {
-    const response = await this.request((id) => ({ id, kind: 'stage', lines, firstLine }));
+  async stage(bytes: Uint8Array, firstLine: number, fileIndex: number): Promise<StagedChunk> {
+    const response = await this.request((id) => ({ id, kind: 'stage', bytes, firstLine, fileIndex }));
     if (response.kind !== 'staged') throw new Error(`ingest worker answered ${response.kind} to stage`);
     return response.chunk;
   }
@@ -184,6 +189,7 @@ class WorkerPool implements IngestProcessor {
     return {
       counts: response.counts,
       consentRefusalKeys: response.consentRefusalKeys,
+      malformed: response.malformed,
       batch: 'copy' in response ? { copy: response.copy } : { records: response.records },
     };
   }

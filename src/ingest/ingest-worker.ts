@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { formatCopyBatch } from '../db/cohort-encounter.repository.js';
-import { convertStagedBatch, stageLines } from './batch-work.js';
+import { convertStagedBatch, stageBytes } from './batch-work.js';
 import { createKeyHasher } from './deidentify.js';
 import type { WorkerRequest, WorkerResponse, WorkerSetup } from './ingest-processor.js';
 import { readStagedMedicationNames } from './staging.js';
@@ -19,7 +19,8 @@ port.on('message', (request: WorkerRequest) => {
   void (async () => {
     try {
       if (request.kind === 'stage') {
-        send({ id: request.id, kind: 'staged', chunk: stageLines(request.lines, request.firstLine, setup.batchCount) });
+        const chunk = stageBytes(request.bytes, request.firstLine, request.fileIndex, setup.batchCount);
+        port.postMessage({ id: request.id, kind: 'staged', chunk } satisfies WorkerResponse, [chunk.data.buffer as ArrayBuffer]);
         return;
       }
       medicationNames ??= readStagedMedicationNames(setup.directory);
@@ -28,8 +29,8 @@ port.on('message', (request: WorkerRequest) => {
       });
       send(
         setup.output === 'copy'
-          ? { id: request.id, kind: 'converted', counts: converted.counts, consentRefusalKeys: converted.consentRefusalKeys, copy: formatCopyBatch(converted.records) }
-          : { id: request.id, kind: 'converted', counts: converted.counts, consentRefusalKeys: converted.consentRefusalKeys, records: converted.records },
+          ? { id: request.id, kind: 'converted', counts: converted.counts, consentRefusalKeys: converted.consentRefusalKeys, malformed: converted.malformed, copy: formatCopyBatch(converted.records) }
+          : { id: request.id, kind: 'converted', counts: converted.counts, consentRefusalKeys: converted.consentRefusalKeys, malformed: converted.malformed, records: converted.records },
       );
     } catch (error) {
       send({ id: request.id, kind: 'failed', message: (error as Error).stack ?? String(error) });

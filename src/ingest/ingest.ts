@@ -38,6 +38,8 @@ import {
   chooseBatchCount,
   describeInputFiles,
   describeStagingKey,
+  maximumMalformedListed,
+  removeStagedBatch,
   removeStaging,
   stageInput,
 } from './staging.js';
@@ -227,10 +229,12 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     });
     let staged;
     let bulkLoad = false;
+    const malformedAtConversion: MalformedLine[] = [];
     try {
       staged = await stageInput(stagingDirectory, inputs, batchCount, {
-        stage: (lines, firstLine) => processor.stage(lines, firstLine),
+        stage: (bytes, firstLine, fileIndex) => processor.stage(bytes, firstLine, fileIndex),
         concurrency: Math.max(1, processor.threads * 2),
+        storedBatches: new Set(storedBefore.keys()),
         onProgress: (reading) =>
           progress({
             phase: 'reading',
@@ -272,6 +276,12 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
       // Conversions run ahead (one per worker) while the previous batch is written: the database, which
       // needs a core of its own, and the conversion overlap. Batches are written one at a time, in order.
       const ahead = Math.max(1, processor.threads);
+      // Lines staged unparsed that the conversion found not to be resources (stageBytes), with their file.
+      const collectMalformed = (found: ProcessedBatch['malformed']) => {
+        for (const { fileIndex, line, message } of found) {
+          if (malformedAtConversion.length < maximumMalformedListed) malformedAtConversion.push({ file: inputs[fileIndex]?.path ?? '?', line, message });
+        }
+      };
       const conversions = new Map<number, Promise<ProcessedBatch>>();
       const convert = (index: number) => {
         const batch = todo[index];
@@ -289,6 +299,7 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
         conversions.delete(batch);
         const failure = await saving;
         if (failure) throw failure;
+        collectMalformed(converted.malformed);
         const saveStarted = Date.now();
         if (process.env.INGEST_DEBUG) options.log?.(`batch ${batch} converted; waited ${saveStarted - waitStarted} ms`);
         saving = writer
@@ -309,6 +320,7 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
           .then(
             (saved) => {
               if (process.env.INGEST_DEBUG) options.log?.(`batch ${batch} saved in ${Date.now() - saveStarted} ms`);
+              removeStagedBatch(stagingDirectory, batch);
               encountersLoaded += saved.encounters;
               bytesLoaded += staged!.batchBytes[batch] ?? 0;
               batchesLoaded += 1;
@@ -353,6 +365,20 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     const skippedEncounters = Object.entries(reasons)
       .filter(([reason]) => reason.startsWith('encounter-'))
       .reduce((sum, [, count]) => sum + count, 0);
+    // Lines staged as resources that the conversion could not read: malformed after all (an interrupted run's
+    // earlier batches give their number, not their messages).
+    const malformedLater = totals.malformedLines ?? 0;
+    const byResourceType = { ...read.byResourceType };
+    for (const [key, value] of Object.entries(totals)) {
+      if (!key.startsWith('malformedLines.')) continue;
+      const type = key.slice('malformedLines.'.length);
+      if (byResourceType[type] !== undefined) byResourceType[type] -= value;
+      if (byResourceType[type] === 0) delete byResourceType[type];
+    }
+    const fileOrder = new Map(inputs.map((input, index) => [input.path, index]));
+    const malformed = [...read.malformed, ...malformedAtConversion]
+      .sort((a, b) => (fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0) || a.line - b.line)
+      .slice(0, maximumMalformedListed);
     const loaded = { encounters: totals.encounters ?? 0, items: totals.items ?? 0, draws: totals.draws ?? 0, labPanels: panels.length };
     const optOuts = {
       consentRefusals: totals.consentRefusals ?? 0,
@@ -365,10 +391,10 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
 
     const report: IngestReport = {
       ingestRunId,
-      read: { files: read.files, lines: read.lines, resources: read.resources, byResourceType: read.byResourceType },
+      read: { files: read.files, lines: read.lines, resources: read.resources - malformedLater, byResourceType },
       loaded,
-      skipped: { lines: read.malformedCount, encounters: skippedEncounters, reasons },
-      malformed: read.malformed,
+      skipped: { lines: read.malformedCount + malformedLater, encounters: skippedEncounters, reasons },
+      malformed,
       batches: { total: batchCount, storedBefore: storedBefore.size },
       resumed,
       optOuts,
@@ -392,13 +418,13 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     await finishIngestRun(db, ingestRunId, {
       files: read.files,
       lines: read.lines,
-      resources: read.resources,
+      resources: read.resources - malformedLater,
       emergencyStays: totals.emergencyStays ?? 0,
       encounters: loaded.encounters,
       items: loaded.items,
       draws: loaded.draws,
       labPanels: panels.length,
-      skippedLines: read.malformedCount,
+      skippedLines: read.malformedCount + malformedLater,
       skippedEncounters,
       batches: batchCount,
       batchesStoredBefore: storedBefore.size,

@@ -131,82 +131,79 @@ export interface NdjsonScan {
 const newline = 0x0a;
 
 /**
- * Hands the lines of a plain or gzip NDJSON file to `onLines`, a chunk at a time and in order: `firstLine` is
- * the number (from 1) of the chunk's first line; a byte-order mark and trailing CRs are removed, blank lines
- * are kept. Lines are cut from the raw chunks with no promise per line: this is the reader for large exports.
- * The next chunk is read when the promise `onLines` returns (if any) settles.
+ * Hands the bytes of a plain or gzip NDJSON file to `onChunk`, a chunk of whole lines at a time and in order,
+ * undecoded: `firstLine` is the number (from 1) of the chunk's first line and `lines` how many it holds (the
+ * last line of a file may lack its newline). A byte-order mark at the start of the file is removed; blank
+ * lines and trailing CRs are left to the reader of the chunk. Nothing is decoded or parsed here, and there is
+ * no promise per line: this is the reader for large exports. The next chunk is read when the promise
+ * `onChunk` returns (if any) settles.
  */
 export async function scanNdjsonFile(
   file: string,
-  onLines: (lines: string[], firstLine: number) => void | Promise<void>,
+  onChunk: (bytes: Buffer, firstLine: number, lines: number) => void | Promise<void>,
   options: NdjsonScanOptions = {},
 ): Promise<NdjsonScan> {
   const skipLines = options.skipLines ?? 0;
   const source = createReadStream(file, { highWaterMark: 1 << 20 });
   const input = (await isGzip(file)) ? source.pipe(createGunzip({ chunkSize: 1 << 20 })) : source;
   if (input !== source) source.on('error', (error) => input.destroy(error));
+  // Lines counted so far (complete ones, and the partial one at the end when the file ends).
   let line = 0;
+  let first = true;
   // The start of a line that continues in the next chunk.
-  let carried: Buffer[] = [];
-  let lines: string[] = [];
-  let firstLine = 0;
-  const take = (buffer: Buffer, start: number, end: number) => {
-    line += 1;
-    if (line <= skipLines) return;
-    let stop = end;
-    if (stop > start && buffer[stop - 1] === 0x0d) stop -= 1;
-    let text = buffer.toString('utf8', start, stop);
-    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    if (lines.length === 0) firstLine = line;
-    lines.push(text);
-  };
-  const handOver = async () => {
-    if (lines.length === 0) return;
-    const chunk = lines;
-    lines = [];
+  let carried: Buffer | null = null;
+  const handOver = async (bytes: Buffer, lines: number) => {
+    // Lines an earlier run handled are counted, never handed over.
+    let start = 0;
+    let firstLine = line + 1;
+    while (firstLine <= skipLines && lines > 0) {
+      start = bytes.indexOf(newline, start) + 1;
+      if (start === 0) start = bytes.length;
+      firstLine += 1;
+      lines -= 1;
+    }
+    line = firstLine - 1 + lines;
+    if (lines === 0) return;
     try {
-      await onLines(chunk, firstLine);
+      await onChunk(start === 0 ? bytes : bytes.subarray(start), firstLine, lines);
     } catch (error) {
       throw new LineHandlerFailure(error);
     }
   };
+  const countLines = (bytes: Buffer, end: number) => {
+    let count = 0;
+    for (let at = bytes.indexOf(newline); at !== -1 && at < end; at = bytes.indexOf(newline, at + 1)) count += 1;
+    return count;
+  };
   try {
-    for await (const chunk of input as AsyncIterable<Buffer>) {
+    for await (const piece of input as AsyncIterable<Buffer>) {
       options.onBytesRead?.(source.bytesRead);
-      let start = 0;
-      let end = chunk.indexOf(newline, start);
-      if (end !== -1 && carried.length > 0) {
-        const joined = Buffer.concat([...carried, chunk.subarray(0, end)]);
-        carried = [];
-        take(joined, 0, joined.length);
-        start = end + 1;
-        end = chunk.indexOf(newline, start);
+      let chunk: Buffer = carried ? Buffer.concat([carried, piece]) : piece;
+      carried = null;
+      if (first && chunk.length >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
+      if (first && chunk.length < 3 && chunk.length > 0 && chunk[0] === 0xef) {
+        carried = chunk;
+        continue;
       }
-      while (end !== -1) {
-        take(chunk, start, end);
-        start = end + 1;
-        end = chunk.indexOf(newline, start);
+      first = false;
+      const last = chunk.lastIndexOf(newline);
+      if (last === -1) {
+        carried = chunk;
+        continue;
       }
-      if (start < chunk.length) carried.push(chunk.subarray(start));
-      await handOver();
+      if (last + 1 < chunk.length) carried = chunk.subarray(last + 1);
+      await handOver(chunk.subarray(0, last + 1), countLines(chunk, last + 1));
     }
-    if (carried.length > 0) {
-      const joined = Buffer.concat(carried);
-      carried = [];
-      take(joined, 0, joined.length);
+    if (carried) {
+      const rest = carried;
+      carried = null;
+      await handOver(rest, 1);
     }
-    await handOver();
     options.onBytesRead?.(source.bytesRead);
     return { lines: line };
   } catch (error) {
     // A failure of the caller's handler is the caller's; only reading errors end the file quietly.
     if (error instanceof LineHandlerFailure) throw error.cause;
-    // Lines complete before the error are still handed over.
-    try {
-      await handOver();
-    } catch (failure) {
-      throw failure instanceof LineHandlerFailure ? failure.cause : failure;
-    }
     return { lines: line, error: error as Error };
   } finally {
     source.destroy();

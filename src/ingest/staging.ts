@@ -11,7 +11,8 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
+import { gunzipSync, constants as zlibConstants } from 'node:zlib';
 import path from 'node:path';
 import type {
   Condition,
@@ -24,8 +25,8 @@ import type {
   Procedure,
   ServiceRequest,
 } from '@medplum/fhirtypes';
-import type { StagedChunk } from './batch-work.js';
-import type { PatientResources, ResourceLike } from './fhir-to-cohort.js';
+import { readStagedLine, type StagedChunk } from './batch-work.js';
+import { reduceForConversion, type PatientResources, type ResourceLike } from './fhir-to-cohort.js';
 import { isGzip, scanNdjsonFile, type MalformedLine } from './ndjson-reader.js';
 
 /** One input file as it was when the ingest started; a changed file makes a new ingest, not a resumed one. */
@@ -34,6 +35,8 @@ export interface InputFile {
   readonly bytes: number;
   readonly modifiedMs: number;
   readonly gzip: boolean;
+  /** Bytes once uncompressed, estimated from the start of a gzip file (the size itself for a plain one). */
+  readonly estimatedBytes: number;
 }
 
 export interface StagingCounts {
@@ -61,13 +64,15 @@ export interface StagingProgress {
 }
 
 export interface StagingOptions {
-  /** Turns a chunk of lines into staged text (batch-work.ts stageLines, on this thread or a worker). */
-  readonly stage: (lines: string[], firstLine: number) => Promise<StagedChunk>;
+  /** Turns a chunk of whole lines of input file `fileIndex` into staged lines (batch-work.ts stageBytes, on this thread or a worker). */
+  readonly stage: (bytes: Uint8Array, firstLine: number, fileIndex: number) => Promise<StagedChunk>;
   /** Chunks being staged at once; their results are written in input order. */
   readonly concurrency?: number;
   onProgress?(progress: StagingProgress): void;
   /** Lines between two checkpoints; each checkpoint writes the buffered batches and the manifest. */
   readonly checkpointLines?: number;
+  /** Batches an interrupted run stored already: their files may be gone (removeStagedBatch). */
+  readonly storedBatches?: ReadonlySet<number>;
 }
 
 export interface StagedInput {
@@ -92,8 +97,8 @@ interface Manifest {
   readonly complete: boolean;
 }
 
-// 2: Consent refusals are staged with their patient.
-const manifestFormat = 2;
+// 2: Consent refusals are staged with their patient. 3: lines staged with file and line, most of them unparsed.
+const manifestFormat = 3;
 const manifestName = 'manifest.json';
 const medicationFileName = 'medications.ndjson';
 export const maximumMalformedListed = 1000;
@@ -101,25 +106,46 @@ const defaultCheckpointLines = 250_000;
 const progressEveryResources = 5000;
 /** Characters buffered across all batches before they are written out. */
 const flushCharacters = 8 << 20;
-/** Input bytes (uncompressed) per batch: a batch is parsed whole when converted, on each worker thread. */
-const targetBatchInputBytes = 32 << 20;
-/** Plain NDJSON of FHIR resources compresses about ten to one; only used to size the batches. */
-const gzipRatioEstimate = 10;
+/**
+ * Input bytes (uncompressed) per batch: a batch is parsed whole when converted, on each worker thread, and its
+ * resources take about eight times their size in memory while it is (measured on the synthetic cohort).
+ */
+const targetBatchInputBytes = 16 << 20;
+/** Compressed bytes sampled from the start of a gzip file to estimate its uncompressed size. */
+const gzipSampleBytes = 1 << 20;
 const maximumBatchCount = 4096;
+
+/** The uncompressed size of a gzip file, estimated from the compression ratio of its first MiB. */
+async function estimateGunzippedBytes(file: string, bytes: number): Promise<number> {
+  const handle = await open(file, 'r');
+  try {
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(Math.min(bytes, gzipSampleBytes)), 0, Math.min(bytes, gzipSampleBytes), 0);
+    // A sample cut mid-stream: inflate what there is without asking for the end.
+    const inflated = gunzipSync(buffer.subarray(0, bytesRead), { finishFlush: zlibConstants.Z_SYNC_FLUSH }).length;
+    return Math.round((bytes * inflated) / Math.max(1, bytesRead));
+  } catch {
+    // Not readable as gzip after all: reading it will say so; size the batches as for a plain file.
+    return bytes;
+  } finally {
+    await handle.close();
+  }
+}
 
 /** Size, time and compression of each input file. */
 export async function describeInputFiles(files: readonly string[]): Promise<InputFile[]> {
   return Promise.all(
     files.map(async (file) => {
       const info = await stat(file);
-      return { path: file, bytes: info.size, modifiedMs: Math.trunc(info.mtimeMs), gzip: await isGzip(file) };
+      const gzip = await isGzip(file);
+      const estimatedBytes = gzip ? await estimateGunzippedBytes(file, info.size) : info.size;
+      return { path: file, bytes: info.size, modifiedMs: Math.trunc(info.mtimeMs), gzip, estimatedBytes };
     }),
   );
 }
 
-/** A power of two that gives batches of about 32 MB of uncompressed input; 1 for the demo. */
+/** A power of two that gives batches of about 16 MB of uncompressed input; 1 for the demo. */
 export function chooseBatchCount(inputs: readonly InputFile[]): number {
-  const estimated = inputs.reduce((sum, input) => sum + input.bytes * (input.gzip ? gzipRatioEstimate : 1), 0);
+  const estimated = inputs.reduce((sum, input) => sum + input.estimatedBytes, 0);
   let count = 1;
   while (count < maximumBatchCount && estimated / count > targetBatchInputBytes) count *= 2;
   return count;
@@ -151,10 +177,24 @@ function writeManifest(directory: string, manifest: Manifest): void {
   renameSync(temporary, path.join(directory, manifestName));
 }
 
-/** Whether every staged file is at least as long as the manifest says (a crash of the machine could lose writes). */
-function filesMatch(directory: string, manifest: Manifest): boolean {
+/**
+ * Whether every staged file is at least as long as the manifest says (a crash of the machine could lose writes);
+ * the files of batches stored already are not needed.
+ */
+function filesMatch(directory: string, manifest: Manifest, stored: ReadonlySet<number>): boolean {
   const sizeOf = (name: string) => (existsSync(path.join(directory, name)) ? statSync(path.join(directory, name)).size : -1);
-  return manifest.batchBytes.every((bytes, batch) => sizeOf(batchFileName(batch)) >= bytes) && sizeOf(medicationFileName) >= manifest.medicationBytes;
+  return (
+    manifest.batchBytes.every((bytes, batch) => stored.has(batch) || sizeOf(batchFileName(batch)) >= bytes) &&
+    sizeOf(medicationFileName) >= manifest.medicationBytes
+  );
+}
+
+/**
+ * Removes the file of a batch once it is stored: a large export's staging is as large as the export itself
+ * uncompressed, and the database grows as it shrinks. A resumed run skips stored batches, so never reads it.
+ */
+export function removeStagedBatch(directory: string, batch: number): void {
+  rmSync(path.join(directory, batchFileName(batch)), { force: true });
 }
 
 /** An identifier for a set of inputs and a batch count, for the ingest run's fingerprint. */
@@ -168,7 +208,12 @@ export function describeStagingKey(inputs: readonly InputFile[], batchCount: num
  */
 export async function stageInput(directory: string, inputs: readonly InputFile[], batchCount: number, options: StagingOptions): Promise<StagedInput> {
   const previous = readManifest(directory);
-  const usable = previous !== null && sameInputs(previous.inputs, inputs) && previous.batchCount === batchCount && filesMatch(directory, previous);
+  const usable =
+    previous !== null &&
+    sameInputs(previous.inputs, inputs) &&
+    previous.batchCount === batchCount &&
+    // Batches are stored only once staging is complete: before that, every file must be there.
+    filesMatch(directory, previous, previous.complete ? (options.storedBatches ?? new Set()) : new Set());
   if (usable && previous.complete) {
     return { directory, batchCount, batchBytes: previous.batchBytes, counts: previous.counts, resumed: true };
   }
@@ -190,7 +235,7 @@ export async function stageInput(directory: string, inputs: readonly InputFile[]
   };
   const descriptors = batchBytes.map((bytes, batch) => openFile(batchFileName(batch), bytes));
   const medicationDescriptor = openFile(medicationFileName, medicationBytes);
-  const pending: string[][] = Array.from({ length: batchCount }, () => []);
+  const pending: Uint8Array[][] = Array.from({ length: batchCount }, () => []);
   const pendingMedications: string[] = [];
   let pendingCharacters = 0;
 
@@ -198,7 +243,8 @@ export async function stageInput(directory: string, inputs: readonly InputFile[]
     for (let batch = 0; batch < batchCount; batch += 1) {
       const lines = pending[batch]!;
       if (lines.length === 0) continue;
-      batchBytes[batch]! += writeSync(descriptors[batch]!, lines.join(''), batchBytes[batch]);
+      const bytes = lines.length === 1 ? lines[0]! : Buffer.concat(lines);
+      batchBytes[batch]! += writeSync(descriptors[batch]!, bytes, 0, bytes.length, batchBytes[batch]);
       pending[batch] = [];
     }
     if (pendingMedications.length > 0) {
@@ -243,9 +289,13 @@ export async function stageInput(directory: string, inputs: readonly InputFile[]
         counts.unresolvedConsents += chunk.unresolvedConsents;
         for (const [type, count] of Object.entries(chunk.byResourceType)) counts.byResourceType[type] = (counts.byResourceType[type] ?? 0) + count;
         for (const { line, message } of chunk.malformed) malformedLine(line, message);
-        for (const [batch, text] of chunk.batches) {
-          pending[batch]!.push(text);
-          pendingCharacters += text.length;
+        let offset = 0;
+        for (let span = 0; span < chunk.spans.length; span += 2) {
+          const batch = chunk.spans[span]!;
+          const length = chunk.spans[span + 1]!;
+          pending[batch]!.push(chunk.data.subarray(offset, offset + length));
+          offset += length;
+          pendingCharacters += length;
         }
         if (chunk.medications) {
           pendingMedications.push(chunk.medications);
@@ -266,11 +316,11 @@ export async function stageInput(directory: string, inputs: readonly InputFile[]
 
       const scan = await scanNdjsonFile(
         file,
-        async (lines, firstLine) => {
-          const staged = options.stage(lines, firstLine);
+        async (bytes, firstLine, lines) => {
+          const staged = options.stage(bytes, firstLine, fileIndex);
           // Settled later, in order; until then a rejection must not count as unhandled.
           staged.catch(() => undefined);
-          inFlight.push({ staged, lastLine: firstLine + lines.length - 1, lines: lines.length });
+          inFlight.push({ staged, lastLine: firstLine + lines - 1, lines });
           while (inFlight.length > concurrency) await writeOldest();
         },
         {
@@ -344,15 +394,36 @@ function forEachStagedLine(file: string, each: (line: string) => void): void {
   }
 }
 
-/**
- * The resources of every patient of one batch, by patient id in sorted order, and whether a Consent of theirs
- * refuses research use.
- */
-export function readStagedBatch(directory: string, batch: number): Array<[string, PatientResources, boolean]> {
+/** A staged line that turned out not to be a resource (found when its batch is converted). */
+export interface StagedMalformedLine {
+  /** Index of the input file in the run's list. */
+  readonly fileIndex: number;
+  readonly line: number;
+  readonly message: string;
+  /** The resource type the line began with (staging counted it as a resource of that type). */
+  readonly declaredType: string | null;
+}
+
+export interface StagedBatch {
+  /** The resources of every patient, by patient id in sorted order, and whether a Consent of theirs refuses research use. */
+  readonly patients: Array<[string, PatientResources, boolean]>;
+  readonly malformed: StagedMalformedLine[];
+}
+
+/** Reads one staged batch back, parsing each resource once (batch-work.ts readStagedLine). */
+export function readStagedBatch(directory: string, batch: number): StagedBatch {
   const byPatient = new Map<string, MutablePatientResources>();
-  forEachStagedLine(path.join(directory, batchFileName(batch)), (line) => {
-    const [patientId, resource] = JSON.parse(line) as [string, ResourceLike];
-    let resources = byPatient.get(patientId);
+  const malformed: StagedMalformedLine[] = [];
+  forEachStagedLine(path.join(directory, batchFileName(batch)), (text) => {
+    const staged = readStagedLine(text);
+    if (typeof staged.resource === 'string') {
+      malformed.push({ fileIndex: staged.fileIndex, line: staged.line, message: staged.resource, declaredType: staged.declaredType });
+      return;
+    }
+    // Lines staged unparsed are whole resources: reduced as the others were when staged (a no-op for those).
+    const resource = staged.resource.resourceType === 'Consent' ? staged.resource : reduceForConversion(staged.resource);
+    if (resource === null) return;
+    let resources = byPatient.get(staged.patientId);
     if (!resources) {
       resources = {
         patient: undefined,
@@ -364,13 +435,14 @@ export function readStagedBatch(directory: string, batch: number): Array<[string
         procedures: [],
         refusesResearch: false,
       };
-      byPatient.set(patientId, resources);
+      byPatient.set(staged.patientId, resources);
     }
     addResource(resources, resource);
   });
-  return [...byPatient.entries()]
+  const patients = [...byPatient.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([patientId, { refusesResearch, ...resources }]): [string, PatientResources, boolean] => [patientId, resources, refusesResearch]);
+  return { patients, malformed };
 }
 
 /** Medication resource id → product name, from every Medication resource of the input. */

@@ -248,14 +248,18 @@ describe('ingest of the MIMIC-IV-ED demo', () => {
 
   it('reports a malformed line with its file and line number and goes on', async () => {
     const file = path.join(scratch, 'Broken.ndjson');
-    await writeFile(file, [JSON.stringify(patients[0]), '{"resourceType": "Patient", "id": "x"', JSON.stringify({ id: 'no type' })].join('\n'));
+    // Line 4 has the shape staging routes without parsing it: the conversion finds it broken and says where.
+    const cutShort = '{"resourceType": "Observation", "subject": {"reference": "Patient/x"}, "code": {"coding": [';
+    await writeFile(file, [JSON.stringify(patients[0]), '{"resourceType": "Patient", "id": "x"', JSON.stringify({ id: 'no type' }), cutShort].join('\n'));
     const broken = await ingestPaths(database.db, [file], { hasher });
     expect(broken.malformed).toEqual([
       { file, line: 2, message: expect.stringMatching(/^invalid JSON/) },
       { file, line: 3, message: 'no resourceType' },
+      { file, line: 4, message: expect.stringMatching(/^invalid JSON/) },
     ]);
-    expect(broken.skipped.lines).toBe(2);
+    expect(broken.skipped.lines).toBe(3);
     expect(broken.read.resources).toBe(1);
+    expect(broken.read.byResourceType).toEqual({ Patient: 1 });
     expect(await countCohortEncounters(database.db)).toBe(usableStays.length);
   });
 
