@@ -36,6 +36,7 @@ import type { Icd9ToIcd10Map } from './fhir/icd.js';
 import type { CohortSource } from './cohort/types.js';
 import { audienceBase } from './http/cds-client-auth.plugin.js';
 import { countNoiseKeyFromSecret } from './cards/count-noise.js';
+import { CohortCardCache } from './cards/card-cache.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -193,6 +194,8 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     explanationLink: (subject) => explanationLinks.link(subject),
     // Noise keyed by the configured secret: every instance and every restart shows the same noisy counts (docs/privacy.md).
     ...(countNoiseKey === undefined ? {} : { countNoiseKey }),
+    // Patients who share a cohort share its card templates, as many cohorts as the cohort cache keeps.
+    cardCache: new CohortCardCache(config.cohortCacheSize),
     onTrace: (trace: HookTrace) => {
       app.log.info({ hook: trace }, 'hook answered');
       hookCallLog.record({

@@ -2,7 +2,7 @@ import type { CohortSelection } from '../cohort/matching.js';
 import { relaxationDescriptions, type Rules } from '../cohort/rules.js';
 import { proportion } from '../cohort/statistics.js';
 import type { BaselineStatistics, CohortCriteria, PatientFacts } from '../cohort/types.js';
-import type { Action, Card, CardKind, Link, Suggestion } from './card.js';
+import type { Action, Card, CardKind, Link } from './card.js';
 import { describeCountNoise, displayedStatistics } from './count-noise.js';
 import { escapeMarkdown, fitSummary, formatDuration, formatPercent, markdownTable } from './format.js';
 import { rankItems, type RankedItem, type RankingFactor } from './item-ranking.js';
@@ -102,13 +102,76 @@ export function describeCohortCriteria(context: CardContext): string {
   return `Similar visits: ${parts.join(', ')}. ${relaxed}`;
 }
 
-function baseCard(context: CardContext, kind: CardKind): Pick<Card, 'uuid' | 'source' | 'links'> {
-  const link = context.explanationLink?.(kind);
-  return {
-    uuid: context.uuidFor(kind),
-    source: { label: sourceLabel(context) },
-    ...(link ? { links: [link] } : {}),
+/**
+ * One card as far as its cohort decides it: everything but what is particular to the call (the uuids, which the
+ * hookInstance decides, the patient and encounter in the suggested orders, and the explanation link). The same
+ * cohort, rules and draft orders give the same template, so a template can serve every call that has them
+ * (CohortCardCache); `personalize` finishes it.
+ */
+export interface CardTemplate {
+  readonly kind: CardKind;
+  readonly summary: string;
+  readonly detail: string;
+  readonly indicator: Card['indicator'];
+  readonly sourceLabel: string;
+  readonly suggestions: readonly SuggestionTemplate[];
+  readonly overrideReasons: Card['overrideReasons'];
+  readonly suggestedItemCodes: readonly string[];
+  readonly suggestedItemDisplays: readonly string[];
+}
+
+/** One suggestion without its uuid and without the patient its draft order is for. */
+interface SuggestionTemplate {
+  /** The name its uuid is derived from. */
+  readonly uuidName: string;
+  readonly label: string;
+  readonly description: string;
+  readonly medication: boolean;
+  /** The CodeableConcept ordered: shared by every call, never changed. */
+  readonly concept: Readonly<Record<string, unknown>>;
+}
+
+/** What a template needs to become the call's card. */
+export type CallContext = Pick<CardContext, 'uuidFor' | 'patientId' | 'encounterId' | 'explanationLink'>;
+
+function orderResource(suggestion: SuggestionTemplate, call: CallContext): Record<string, unknown> {
+  const subject = { reference: `Patient/${call.patientId}` };
+  const resource: Record<string, unknown> = suggestion.medication
+    ? { resourceType: 'MedicationRequest', status: 'draft', intent: 'proposal', medicationCodeableConcept: suggestion.concept, subject }
+    : { resourceType: 'ServiceRequest', status: 'draft', intent: 'proposal', code: suggestion.concept, subject };
+  if (call.encounterId) resource['encounter'] = { reference: `Encounter/${call.encounterId}` };
+  return resource;
+}
+
+/**
+ * The card of one call, its fields in the order of the response schema (`cardSchema` in hooks/cds-hooks.schema.ts:
+ * uuid, summary, detail, indicator, source, suggestions, selectionBehavior, overrideReasons, links; actions as type,
+ * resource, description), so that JSON.stringify of a response gives the bytes the schema-checked serialization gave.
+ */
+function personalizeCard(template: CardTemplate, call: CallContext): BuiltCard {
+  const card: { -readonly [Field in keyof Card]: Card[Field] } = {
+    uuid: call.uuidFor(template.kind),
+    summary: template.summary,
+    detail: template.detail,
+    indicator: template.indicator,
+    source: { label: template.sourceLabel },
   };
+  if (template.suggestions.length > 0) {
+    card.suggestions = template.suggestions.map((suggestion) => {
+      const action: Action = { type: 'create', resource: orderResource(suggestion, call), description: suggestion.description };
+      return { label: suggestion.label, uuid: call.uuidFor(suggestion.uuidName), actions: [action] };
+    });
+    card.selectionBehavior = 'any';
+  }
+  if (template.overrideReasons !== undefined) card.overrideReasons = template.overrideReasons;
+  const link = call.explanationLink?.(template.kind);
+  if (link) card.links = [link];
+  return { kind: template.kind, card, suggestedItemCodes: template.suggestedItemCodes, suggestedItemDisplays: template.suggestedItemDisplays };
+}
+
+/** The cards of one call from the templates of its cohort. */
+export function personalize(templates: readonly CardTemplate[], call: CallContext): BuiltCard[] {
+  return templates.map((template) => personalizeCard(template, call));
 }
 
 function itemLine(ranked: RankedItem): string {
@@ -143,35 +206,22 @@ function acceptanceRanking(context: CardContext): { estimate: (ranked: RankedIte
   };
 }
 
-function orderResource(ranked: RankedItem, context: CardContext): Record<string, unknown> {
-  const { item } = ranked;
-  const coding = item.codeSystem && item.code ? [{ system: item.codeSystem, code: item.code, display: item.display }] : undefined;
-  const concept = { ...(coding ? { coding } : {}), text: item.display };
-  const subject = { reference: `Patient/${context.patientId}` };
-  const encounter = context.encounterId ? { encounter: { reference: `Encounter/${context.encounterId}` } } : {};
-  if (item.kind === 'medication') {
-    return { resourceType: 'MedicationRequest', status: 'draft', intent: 'proposal', medicationCodeableConcept: concept, subject, ...encounter };
-  }
-  return { resourceType: 'ServiceRequest', status: 'draft', intent: 'proposal', code: concept, subject, ...encounter };
-}
-
-function suggestionsFor(kind: CardKind, items: readonly RankedItem[], context: CardContext): Suggestion[] {
-  const size = context.selection.statistics.size;
+function suggestionTemplates(kind: CardKind, items: readonly RankedItem[], size: number): SuggestionTemplate[] {
   return items.map((ranked) => {
-    const action: Action = {
-      type: 'create',
-      description: `${ranked.item.kind === 'medication' ? 'Prescribe' : 'Order'} ${ranked.item.display} (${formatPercent(ranked.share)} of ${size} similar visits)`,
-      resource: orderResource(ranked, context),
-    };
+    const { item } = ranked;
+    const medication = item.kind === 'medication';
+    const coding = item.codeSystem && item.code ? [{ system: item.codeSystem, code: item.code, display: item.display }] : undefined;
     return {
-      label: `${ranked.item.kind === 'medication' ? 'Give' : 'Order'} ${ranked.item.display}`,
-      uuid: context.uuidFor(`${kind}/${ranked.item.itemCode}`),
-      actions: [action],
+      uuidName: `${kind}/${item.itemCode}`,
+      label: `${medication ? 'Give' : 'Order'} ${item.display}`,
+      description: `${medication ? 'Prescribe' : 'Order'} ${item.display} (${formatPercent(ranked.share)} of ${size} similar visits)`,
+      medication,
+      concept: coding ? { coding, text: item.display } : { text: item.display },
     };
   });
 }
 
-function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard | null {
+function itemCardTemplate(context: CardContext, kind: 'workup' | 'treatment'): CardTemplate | null {
   const { statistics } = context.selection;
   const acceptance = acceptanceRanking(context);
   const ranking = rankItems(
@@ -211,21 +261,24 @@ function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard
   }
   const noise = describeCountNoise(context.rules.countNoise);
   if (noise) sections.push(noise);
-  const suggestions = suggestionsFor(kind, ranking.distinctive, context);
-  const card: Card = {
-    ...baseCard(context, kind),
+  const reasons = context.rules.overrideReasons;
+  return {
+    kind,
     summary,
     detail: sections.join('\n\n'),
     indicator: 'info',
-    ...(suggestions.length > 0 ? { suggestions, selectionBehavior: 'any' as const } : {}),
-    ...(context.rules.overrideReasons.length > 0 ? { overrideReasons: context.rules.overrideReasons.map((reason) => ({ ...reason })) } : {}),
-  };
-  return {
-    kind,
-    card,
+    sourceLabel: sourceLabel(context),
+    suggestions: suggestionTemplates(kind, ranking.distinctive, statistics.size),
+    // CDS Hooks Codings, in the order of the response schema (code, system, display).
+    overrideReasons: reasons.length > 0 ? reasons.map(({ code, system, display }) => ({ code, system, display })) : undefined,
     suggestedItemCodes: ranking.distinctive.map((ranked) => ranked.item.itemCode),
     suggestedItemDisplays: ranking.distinctive.map((ranked) => ranked.item.display),
   };
+}
+
+function itemCard(context: CardContext, kind: 'workup' | 'treatment'): BuiltCard | null {
+  const template = itemCardTemplate(context, kind);
+  return template === null ? null : personalizeCard(template, context);
 }
 
 /** Workup card: the labs and imaging that set similar visits apart, with one-click orders. */
@@ -248,10 +301,10 @@ function displayRate(count: number, total: number, minCellSize: number, withInte
 
 /** Prognosis card: admission with its confidence interval, lengths of stay, 72-hour returns. */
 export function buildPrognosisCard(context: CardContext): Card {
-  return prognosisCard(withDisplayedCounts(context));
+  return personalizeCard(prognosisTemplate(withDisplayedCounts(context)), context).card;
 }
 
-function prognosisCard(context: CardContext): Card {
+function prognosisTemplate(context: CardContext): CardTemplate {
   const { statistics } = context.selection;
   const { outcomes, size } = statistics;
   const { rules } = context;
@@ -272,10 +325,15 @@ function prognosisCard(context: CardContext): Card {
   const thresholds = `Warning at admission ≥ ${formatPercent(rules.admissionWarningRate)} or 72-h return ≥ ${formatPercent(rules.returnWarningRate)}.`;
   const noise = describeCountNoise(rules.countNoise);
   return {
-    ...baseCard(context, 'prognosis'),
+    kind: 'prognosis',
     summary,
     detail: [describeCohortCriteria(context), markdownTable(['Outcome', `${size} similar visits`], rows), thresholds, ...(noise ? [noise] : [])].join('\n\n'),
     indicator: warn ? 'warning' : 'info',
+    sourceLabel: sourceLabel(context),
+    suggestions: [],
+    overrideReasons: undefined,
+    suggestedItemCodes: [],
+    suggestedItemDisplays: [],
   };
 }
 
@@ -294,14 +352,19 @@ export interface BuiltCard {
  * cards would show it (with noise on, a cohort just at the minimum may show fewer, and then gets no card).
  */
 export function buildCohortCards(context: CardContext): BuiltCard[] {
+  return personalize(cohortCardTemplates(context), context);
+}
+
+/** The templates of buildCohortCards: what the cohort, the rules and the draft orders decide. */
+export function cohortCardTemplates(context: CardContext): CardTemplate[] {
   if (context.selection.statistics.size < context.rules.minCohortSize) return [];
   const shown = withDisplayedCounts(context);
   if (shown.selection.statistics.size < shown.rules.minCohortSize) return [];
-  const built: BuiltCard[] = [];
+  const templates: CardTemplate[] = [];
   for (const kind of ['workup', 'treatment'] as const) {
-    const card = itemCard(shown, kind);
-    if (card) built.push(card);
+    const template = itemCardTemplate(shown, kind);
+    if (template) templates.push(template);
   }
-  built.push({ kind: 'prognosis', card: prognosisCard(shown), suggestedItemCodes: [], suggestedItemDisplays: [] });
-  return built;
+  templates.push(prognosisTemplate(shown));
+  return templates;
 }

@@ -1,5 +1,6 @@
 import type { CardKind, Link } from '../cards/card.js';
-import { buildCohortCards, type BuiltCard } from '../cards/cohort-cards.js';
+import type { CohortCardCache } from '../cards/card-cache.js';
+import { buildCohortCards, type BuiltCard, type CardContext } from '../cards/cohort-cards.js';
 import { cardUuidFactory } from '../cards/uuid.js';
 import { selectCohort, type CohortOutcome, type CohortPlan } from '../cohort/matching.js';
 import type { VersionedRules } from '../cohort/rules.js';
@@ -44,6 +45,8 @@ export interface HookDependencies {
   readonly onTrace?: (trace: HookTrace) => void;
   /** Key of the noise on displayed counts (rules `countNoise`); see countNoiseKeyFromSecret in cards/count-noise.ts. */
   readonly countNoiseKey?: string;
+  /** Card templates shared by the calls of one cohort; without it every call builds its cards afresh (same cards). */
+  readonly cardCache?: CohortCardCache;
 }
 
 /** The cohort and cards for one patient's facts under one rules version: the core shared by hooks and previews. */
@@ -63,12 +66,13 @@ export async function answerForFacts(input: {
   readonly encounterId: string | undefined;
   readonly explanationLink?: (subject: ExplanationSubject) => Link | undefined;
   readonly countNoiseKey?: string;
+  readonly cardCache?: CohortCardCache;
 }): Promise<FactsAnswer> {
   const { version, rules } = input.versionedRules;
   const outcome = await selectCohort(input.cohortSource, input.facts, rules);
   if (outcome.kind === 'none') return { outcome, built: [] };
   const plan = outcome.selection.plan;
-  const built = buildCohortCards({
+  const context: CardContext = {
     facts: input.facts,
     selection: outcome.selection,
     baseline: input.reference.baseline,
@@ -81,7 +85,8 @@ export async function answerForFacts(input: {
     explanationLink: (kind) => input.explanationLink?.({ serviceId: input.serviceId, kind, rulesVersion: version, plan }),
     ...(input.countNoiseKey === undefined ? {} : { countNoiseKey: input.countNoiseKey }),
     ...(input.reference.acceptance === undefined ? {} : { acceptance: input.reference.acceptance }),
-  });
+  };
+  const built = input.cardCache ? input.cardCache.build(context) : buildCohortCards(context);
   return { outcome, built };
 }
 
@@ -113,6 +118,7 @@ export function createHookAnswerer(dependencies: HookDependencies): HookAnswerer
       encounterId: 'encounterId' in request.context ? request.context.encounterId : undefined,
       ...(dependencies.explanationLink ? { explanationLink: dependencies.explanationLink } : {}),
       ...(dependencies.countNoiseKey === undefined ? {} : { countNoiseKey: dependencies.countNoiseKey }),
+      ...(dependencies.cardCache ? { cardCache: dependencies.cardCache } : {}),
     });
     const version = reference.rules.version;
     const complaintConcept = outcome.kind === 'selected' ? outcome.selection.plan.criteria.complaintConcept : null;

@@ -1,8 +1,8 @@
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { serializerCompiler, type FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import type { HookAnswerer } from '../hooks/answer-hook.js';
-import { feedbackRequestSchema, hookRequestSchemas, hookResponseSchema } from '../hooks/cds-hooks.schema.js';
+import { feedbackRequestSchema, hookRequestSchemas, hookResponseSchema, serializeHookResponse, type HookResponse } from '../hooks/cds-hooks.schema.js';
 import type { ServiceRegistry } from '../hooks/service-registry.js';
 import { findIssuedCardOffers, saveFeedback } from '../db/feedback.repository.js';
 import { findFeedbackProblems } from '../feedback/validate-feedback.js';
@@ -10,6 +10,13 @@ import { findFeedbackProblems } from '../feedback/validate-feedback.js';
 export interface CdsServicesOptions {
   readonly registry: ServiceRegistry;
   readonly answerHook: HookAnswerer;
+}
+
+/** A 200 is written as the card builders made it (serializeHookResponse, checked by the tests); other statuses by their schema. */
+function hookSerializerCompiler(route: { readonly schema: unknown; readonly method: string; readonly url: string; readonly httpStatus?: string }) {
+  if (route.httpStatus === '200') return (data: unknown) => serializeHookResponse(data as HookResponse);
+  // fastify types the argument with the whole route schema; at run time `schema` is the one of this status.
+  return serializerCompiler(route as Parameters<typeof serializerCompiler>[0]);
 }
 
 const errorBody = z.object({ error: z.string(), message: z.string(), details: z.unknown().optional() });
@@ -35,6 +42,7 @@ export const cdsServicesRoutes: FastifyPluginAsyncZod<CdsServicesOptions> = asyn
           body: hookRequestSchemas[service.hook],
           response: { 200: hookResponseSchema, 412: errorBody },
         },
+        serializerCompiler: hookSerializerCompiler,
       },
       async (request) => answerHook(service, request.body),
     );

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { conceptsForComplaint, defaultComplaintConcepts, normalizeComplaintPhrase, primaryConcept } from '../../src/cohort/complaint.js';
 import { defaultRules } from '../../src/cohort/rules.js';
 import { proportion } from '../../src/cohort/statistics.js';
-import { assertValidResponse, hookNames, type HookName } from '../../src/hooks/cds-hooks.schema.js';
+import { assertValidResponse, hookNames, hookResponseSchema, type HookName } from '../../src/hooks/cds-hooks.schema.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { prefetchedRequest } from '../helpers/cds-hooks-examples.js';
 import { readMimic, yearsBetween } from '../helpers/mimic.js';
@@ -101,6 +101,8 @@ describe('CDS Hooks on the MIMIC-IV ED demo', () => {
     expect(response.statusCode).toBe(200);
     const body = response.json();
     assertValidResponse(body);
+    // Written as built (serializeHookResponse), byte for byte what the schema-checked serialization gave.
+    expect(response.body).toBe(JSON.stringify(hookResponseSchema.parse(body)));
 
     // The ladder, computed here: age ±10 with sex, then ±20, then without sex; the first of ≥ 11 visits wins.
     // Age at the call: the app's clock is 2026-11-23, so 64; the demo's shifted dates do not matter for ages.

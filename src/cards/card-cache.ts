@@ -1,0 +1,80 @@
+import { cohortCriteriaKey } from '../cohort/cached-source.js';
+import type { DraftOrder } from '../cohort/types.js';
+import { cohortCardTemplates, describeCohortCriteria, personalize, type BuiltCard, type CardContext, type CardTemplate } from './cohort-cards.js';
+
+/** What a template was built from, compared by identity: new statistics, rules or evidence mean a new template. */
+interface Entry {
+  readonly statistics: CardContext['selection']['statistics'];
+  readonly baseline: CardContext['baseline'];
+  readonly rules: CardContext['rules'];
+  readonly rulesVersion: number;
+  readonly acceptance: CardContext['acceptance'];
+  readonly countNoiseKey: string | undefined;
+  readonly templates: readonly CardTemplate[];
+}
+
+/** Draft orders as far as the cards see them (isAlreadyOrdered reads their codes and texts). */
+function draftOrdersKey(draftOrders: readonly DraftOrder[]): string {
+  return draftOrders.length === 0 ? '' : JSON.stringify(draftOrders.map((order) => [order.codes, order.texts]));
+}
+
+/**
+ * The card templates of recent cohorts (a bounded LRU), so that the patients who share a cohort share the work of
+ * ranking its items and writing its cards; each call still gets its own uuids, orders and links (`personalize`).
+ *
+ * Keyed by the cohort (its criteria key, which also keys the count noise), the cohort as the cards describe it (which
+ * holds the relaxation and the concept displays) and the draft orders. An entry is used only when the call brings the
+ * very objects it was built from (cohort statistics, baseline, rules, feedback evidence) and the same rules version and
+ * noise key: an ingest or an opt-out (new statistics), a rules activation or a reference reload (new rules and
+ * evidence) all rebuild it, so the cards are always those buildCohortCards gives.
+ */
+export class CohortCardCache {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly maxEntries: number) {}
+
+  /** buildCohortCards(context), from a remembered template when one fits. */
+  build(context: CardContext): BuiltCard[] {
+    if (this.maxEntries <= 0) return personalize(cohortCardTemplates(context), context);
+    const key = `${cohortCriteriaKey(context.selection.plan.criteria)}\u0000${describeCohortCriteria(context)}\u0000${draftOrdersKey(context.facts.draftOrders)}`;
+    const entry = this.entries.get(key);
+    if (entry !== undefined && this.fits(entry, context)) {
+      // Re-inserted: most recently used.
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      return personalize(entry.templates, context);
+    }
+    const templates = cohortCardTemplates(context);
+    this.entries.delete(key);
+    this.entries.set(key, {
+      statistics: context.selection.statistics,
+      baseline: context.baseline,
+      rules: context.rules,
+      rulesVersion: context.rulesVersion,
+      acceptance: context.acceptance,
+      countNoiseKey: context.countNoiseKey,
+      templates,
+    });
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    return personalize(templates, context);
+  }
+
+  private fits(entry: Entry, context: CardContext): boolean {
+    return (
+      entry.statistics === context.selection.statistics &&
+      entry.baseline === context.baseline &&
+      entry.rules === context.rules &&
+      entry.rulesVersion === context.rulesVersion &&
+      entry.acceptance === context.acceptance &&
+      entry.countNoiseKey === context.countNoiseKey
+    );
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
