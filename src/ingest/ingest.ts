@@ -250,6 +250,7 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
           (processor.threads > 0 ? ` on ${processor.threads} worker threads` : ''),
       );
 
+      if (process.env.INGEST_DEBUG) options.log?.(`phase: staged at ${((Date.now() - started) / 1000).toFixed(1)} s`);
       const stagedBytes = staged.batchBytes.reduce((sum, bytes) => sum + bytes, 0);
       let bytesLoaded = 0;
       for (const batch of storedBefore.keys()) bytesLoaded += staged.batchBytes[batch] ?? 0;
@@ -339,6 +340,7 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     const stagedBytes = staged.batchBytes.reduce((sum, bytes) => sum + bytes, 0);
     const batchesLoaded = batchCount;
 
+    if (process.env.INGEST_DEBUG) options.log?.(`phase: loaded at ${((Date.now() - started) / 1000).toFixed(1)} s`);
     if (bulkLoad) {
       progress({ phase: 'indexing', done: stagedBytes, total: stagedBytes, batchesLoaded });
       await restoreItemKeys(db);

@@ -178,8 +178,24 @@ export async function scanNdjsonFile(
   try {
     for await (const piece of input as AsyncIterable<Buffer>) {
       options.onBytesRead?.(source.bytesRead);
-      let chunk: Buffer = carried ? Buffer.concat([carried, piece]) : piece;
-      carried = null;
+      let chunk: Buffer = piece;
+      if (carried && first) {
+        // The start of the file was too short to tell a byte-order mark: join it whole.
+        chunk = Buffer.concat([carried, piece]);
+        carried = null;
+      } else if (carried) {
+        // Only the line that spans the two pieces is copied, not the whole piece.
+        const end = piece.indexOf(newline);
+        if (end === -1) {
+          carried = Buffer.concat([carried, piece]);
+          continue;
+        }
+        const spanning = Buffer.concat([carried, piece.subarray(0, end + 1)]);
+        carried = null;
+        await handOver(spanning, 1);
+        chunk = piece.subarray(end + 1);
+        if (chunk.length === 0) continue;
+      }
       if (first && chunk.length >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
       if (first && chunk.length < 3 && chunk.length > 0 && chunk[0] === 0xef) {
         carried = chunk;

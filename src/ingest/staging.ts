@@ -10,7 +10,7 @@
  * The staging folder holds source identifiers and dates: it is removed when the ingest finishes.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, writevSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { gunzipSync, constants as zlibConstants } from 'node:zlib';
 import path from 'node:path';
@@ -131,6 +131,16 @@ async function estimateGunzippedBytes(file: string, bytes: number): Promise<numb
   }
 }
 
+/** Writes the pieces at `position` with as few system calls as it can (writev); returns the bytes written. */
+function writeAll(descriptor: number, pieces: readonly Uint8Array[], position: number): number {
+  const total = pieces.reduce((sum, piece) => sum + piece.length, 0);
+  const written = pieces.length === 1 ? writeSync(descriptor, pieces[0]!, 0, total, position) : writevSync(descriptor, pieces as Uint8Array[], position);
+  if (written === total) return total;
+  // A short write (more pieces than the system takes at once, a full disk): the rest in one piece.
+  const rest = Buffer.concat(pieces as Uint8Array[]).subarray(written);
+  return written + writeSync(descriptor, rest, 0, rest.length, position + written);
+}
+
 /** Size, time and compression of each input file. */
 export async function describeInputFiles(files: readonly string[]): Promise<InputFile[]> {
   return Promise.all(
@@ -243,8 +253,7 @@ export async function stageInput(directory: string, inputs: readonly InputFile[]
     for (let batch = 0; batch < batchCount; batch += 1) {
       const lines = pending[batch]!;
       if (lines.length === 0) continue;
-      const bytes = lines.length === 1 ? lines[0]! : Buffer.concat(lines);
-      batchBytes[batch]! += writeSync(descriptors[batch]!, bytes, 0, bytes.length, batchBytes[batch]);
+      batchBytes[batch]! += writeAll(descriptors[batch]!, lines, batchBytes[batch]!);
       pending[batch] = [];
     }
     if (pendingMedications.length > 0) {

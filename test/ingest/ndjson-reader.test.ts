@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { listNdjsonFiles, readNdjson, type MalformedLine } from '../../src/ingest/ndjson-reader.js';
+import { listNdjsonFiles, readNdjson, scanNdjsonFile, type MalformedLine } from '../../src/ingest/ndjson-reader.js';
 
 const patient = (id: string) => JSON.stringify({ resourceType: 'Patient', id });
 
@@ -68,6 +68,39 @@ describe('NDJSON reader', () => {
     expect(malformed[0]?.message).toMatch(/cannot read further|invalid JSON/);
     expect(records.filter((record) => String(record.resource.id).startsWith('t')).length).toBeGreaterThan(100);
     expect(records.at(-1)?.resource.id).toBe('g');
+  });
+
+  /** Every line the scanner hands over, numbered as it numbers them. */
+  async function scanLines(file: string, skipLines = 0) {
+    const lines: Array<[number, string]> = [];
+    const scan = await scanNdjsonFile(
+      file,
+      (bytes, firstLine, count) => {
+        const text = bytes.toString('utf8').split('\n');
+        if (text.at(-1) === '') text.pop();
+        expect(text).toHaveLength(count);
+        text.forEach((line, index) => lines.push([firstLine + index, line]));
+      },
+      { skipLines },
+    );
+    return { lines, scan };
+  }
+
+  it('scans whole lines in order, with lines longer than a chunk, a byte-order mark and resumed line numbers', async () => {
+    // Lines of 1.5 MiB span the scanner's 1 MiB chunks; a BOM starts the file; the last line lacks its newline.
+    const long = (id: string) => JSON.stringify({ resourceType: 'Patient', id, text: 'x'.repeat(1.5 * (1 << 20)) });
+    const want = [patient('s1'), long('s2'), '', patient('s3'), long('s4'), long('s5'), patient('s6')];
+    for (const gzip of [false, true]) {
+      const file = path.join(directory, gzip ? 'scan.ndjson.gz' : 'scan.ndjson');
+      const text = `\uFEFF${want.join('\n')}`;
+      await writeFile(file, gzip ? gzipSync(text) : text);
+      const { lines, scan } = await scanLines(file);
+      expect(scan).toEqual({ lines: want.length });
+      expect(lines).toEqual(want.map((line, index) => [index + 1, line]));
+      const resumed = await scanLines(file, 4);
+      expect(resumed.lines).toEqual(want.slice(4).map((line, index) => [index + 5, line]));
+      expect(resumed.scan).toEqual({ lines: want.length });
+    }
   });
 
   it('fails on a path that does not exist', async () => {
