@@ -172,6 +172,8 @@ export async function rebuildCohortAggregates(db: Kysely<Database>, dimensions: 
       update cohort_aggregate_generation set status = 'active', build_ms = ${Date.now() - started}
       where generation = ${generation}`.execute(trx);
     await sql`update cohort_aggregate_state set panel_fingerprint = cohort_aggregate_panel_fingerprint() where id = 1`.execute(trx);
+    // Under the lock, every change before it is in this generation and every later one waits: none is left to apply.
+    await sql`delete from cohort_aggregate_touched`.execute(trx);
     const cells = await sql<{ cells: number }>`
       select cast(count(*) as integer) as cells from cohort_aggregate_cell where generation = ${generation}`.execute(trx);
     return { generation, cells: Number(cells.rows[0]!.cells) };
@@ -182,10 +184,222 @@ export async function rebuildCohortAggregates(db: Kysely<Database>, dimensions: 
   return { ...result, durationMs: Date.now() - started };
 }
 
-/** Rebuilds the aggregates for the active rules (split by what they need); the call at the end of an ingest. */
-export async function refreshCohortAggregates(db: Kysely<Database>): Promise<AggregateRebuild> {
+/** What `refreshCohortAggregates` did. */
+export type AggregateRefresh = (AggregateRebuild & { readonly method: 'rebuild' }) | (AggregateIncrement & { readonly method: 'increment' });
+
+/**
+ * Brings the aggregates up to date for the active rules (split by what they need); the call at the end of an ingest.
+ * The active generation is brought up to date with the encounters changed since it was built
+ * (`applyAggregateIncrements`) when it can be: split as the rules need, built under the current lab panels, and
+ * every change since recorded. Otherwise, or with `full` (after a bulk load, which records none), a new generation
+ * is built from the whole cohort. Both give the same statistics.
+ */
+export async function refreshCohortAggregates(db: Kysely<Database>, options: { readonly full?: boolean } = {}): Promise<AggregateRefresh> {
   const active = await findActiveRuleSet(db);
-  return rebuildCohortAggregates(db, active ? aggregateDimensionsFor(active.rules) : { bySite: false, byStartYear: false });
+  const dimensions = active ? aggregateDimensionsFor(active.rules) : { bySite: false, byStartYear: false };
+  if (!options.full) {
+    const increment = await applyAggregateIncrements(db, dimensions);
+    if (increment !== null) return { ...increment, method: 'increment' };
+  }
+  return { ...(await rebuildCohortAggregates(db, dimensions)), method: 'rebuild' };
+}
+
+export interface AggregateIncrement {
+  readonly generation: number;
+  /** Encounters whose counted version was taken out, and encounters added in their current version. */
+  readonly removed: number;
+  readonly added: number;
+  readonly durationMs: number;
+}
+
+/**
+ * Applies to the active generation, in place and in one transaction, what changed since it was built or last brought
+ * up to date (cohort_aggregate_touched, recorded by triggers: migration 20261202T0001): each touched encounter's
+ * counted version is subtracted from its cells, items, lengths of stay and the baseline, and its current version, if
+ * it still exists, added. Item details (min() of each attribute, and whether uniform) are recomputed only for the
+ * items whose rows an increment may have changed otherwise. Null, with nothing done, when the generation cannot be
+ * brought up to date that way (none, other dimensions, other lab panels, a TRUNCATE since): rebuild it then.
+ */
+export async function applyAggregateIncrements(db: Kysely<Database>, dimensions: AggregateDimensions): Promise<AggregateIncrement | null> {
+  const started = Date.now();
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${rebuildLock})`.execute(trx);
+    const found = await sql<{ generation: number }>`
+      select generation.generation from cohort_aggregate_generation as generation
+      join cohort_aggregate_state as state on state.id = 1
+      where generation.status = 'active' and generation.increments_valid
+        and generation.by_site = ${dimensions.bySite} and generation.by_start_year = ${dimensions.byStartYear}
+        and generation.panel_fingerprint = state.panel_fingerprint
+        and state.panel_fingerprint = cohort_aggregate_panel_fingerprint()`.execute(trx);
+    if (found.rows.length === 0) return null;
+    const generation = Number(found.rows[0]!.generation);
+    const generationValue = sql`cast(${generation} as integer)`;
+    await sql`set local work_mem = '256MB'`.execute(trx);
+    await sql`set local jit = off`.execute(trx);
+    // Statistics first: without them the planner takes a few touched keys for many and scans every item.
+    await sql`analyze cohort_aggregate_touched`.execute(trx);
+    const placement = (row: string) => sql.raw(`
+      ${row}.encounter_key, ${row}.complaint_concepts, ${row}.sex, ${row}.age_years, ${row}.acuity,
+      case when ${dimensions.bySite} then ${row}.site else '' end as site,
+      cast(case when ${dimensions.byStartYear} then ${row}.start_year else 0 end as smallint) as start_year,
+      array(select distinct category from unnest(${row}.icd10_categories) as category order by category) as icd10_categories,
+      ${row}.admitted, ${row}.returned_72h, ${row}.ed_los_minutes, ${row}.hospital_los_minutes`);
+    // Each touched encounter's counted version (sign -1) and current version (+1).
+    await sql`
+      create temp table cohort_aggregate_change on commit drop as
+      select -1 as sign, ${placement('touched')} from cohort_aggregate_touched as touched where touched.counted
+      union all
+      select 1 as sign, ${placement('encounter')} from cohort_encounter as encounter
+      where encounter.encounter_key in (select encounter_key from cohort_aggregate_touched)`.execute(trx);
+    await sql`analyze cohort_aggregate_change`.execute(trx);
+    await sql`
+      create temp table cohort_aggregate_change_member on commit drop as
+      select change.sign, change.encounter_key, concept.complaint_concept, change.sex, change.age_years, change.acuity, change.site,
+        change.start_year, change.icd10_categories, change.admitted, change.returned_72h, change.ed_los_minutes, change.hospital_los_minutes
+      from cohort_aggregate_change as change
+      cross join lateral (
+        select distinct unnest(change.complaint_concepts) as complaint_concept
+        union all select cast(${anyComplaintConcept} as text)
+      ) as concept`.execute(trx);
+    await sql`analyze cohort_aggregate_change_member`.execute(trx);
+    // Folded as `foldedItems` folds: the counted version's items from the recorded codes, the current one's from the table.
+    await sql`
+      create temp table cohort_aggregate_change_item on commit drop as
+      select distinct -1 as sign, touched.encounter_key, coalesce(panel.panel_code, code.item_code) as item_code
+      from cohort_aggregate_touched as touched
+      cross join lateral unnest(touched.item_codes) as code (item_code)
+      left join lab_panel_member as member on member.analyte_code = code.item_code
+      left join lab_panel as panel on panel.panel_code = member.panel_code
+      where touched.counted
+      union all
+      select distinct 1 as sign, item.encounter_key, coalesce(panel.panel_code, item.item_code) as item_code
+      from encounter_item as item
+      left join lab_panel_member as member on member.analyte_code = item.item_code
+      left join lab_panel as panel on panel.panel_code = member.panel_code
+      where item.encounter_key in (select encounter_key from cohort_aggregate_touched)`.execute(trx);
+    await sql`analyze cohort_aggregate_change_item`.execute(trx);
+
+    // Cells the current versions fall in and the generation lacks, empty; then the change per cell.
+    const cellKey = sql.raw(`complaint_concept, sex, age_years, acuity, site, start_year, icd10_categories`);
+    const sameCell = sql.raw(`
+      cell.complaint_concept = member.complaint_concept and cell.sex = member.sex and cell.age_years = member.age_years
+      and coalesce(cell.acuity, -1) = coalesce(member.acuity, -1) and cell.site = member.site
+      and cell.start_year = member.start_year and cell.icd10_categories = member.icd10_categories`);
+    await sql`
+      insert into cohort_aggregate_cell (generation, ${cellKey}, encounters, admitted, returned_72h)
+      select distinct ${generationValue}, ${cellKey}, 0, 0, 0 from cohort_aggregate_change_member as member
+      where member.sign = 1 and not exists (
+        select 1 from cohort_aggregate_cell as cell where cell.generation = ${generation} and ${sameCell})`.execute(trx);
+    await sql`
+      create temp table cohort_aggregate_change_cell on commit drop as
+      select member.sign, member.encounter_key, cell.cell_id, member.admitted, member.returned_72h, member.ed_los_minutes, member.hospital_los_minutes
+      from cohort_aggregate_change_member as member
+      join cohort_aggregate_cell as cell on cell.generation = ${generation} and ${sameCell}`.execute(trx);
+    await sql`analyze cohort_aggregate_change_cell`.execute(trx);
+    await sql`
+      update cohort_aggregate_cell as cell
+      set encounters = cell.encounters + change.encounters, admitted = cell.admitted + change.admitted,
+        returned_72h = cell.returned_72h + change.returned_72h
+      from (
+        select cell_id, sum(sign) as encounters, coalesce(sum(sign) filter (where admitted), 0) as admitted,
+          coalesce(sum(sign) filter (where returned_72h), 0) as returned_72h
+        from cohort_aggregate_change_cell group by cell_id
+      ) as change
+      where cell.cell_id = change.cell_id`.execute(trx);
+    await sql`
+      insert into cohort_aggregate_item (cell_id, item_code, generation, encounters)
+      select member.cell_id, item.item_code, ${generationValue}, sum(member.sign)
+      from cohort_aggregate_change_cell as member
+      join cohort_aggregate_change_item as item on item.encounter_key = member.encounter_key and item.sign = member.sign
+      group by member.cell_id, item.item_code
+      having sum(member.sign) <> 0
+      on conflict (cell_id, item_code) do update set encounters = cohort_aggregate_item.encounters + excluded.encounters`.execute(trx);
+    await sql`
+      insert into cohort_aggregate_length_of_stay (cell_id, kind, minutes, generation, encounters)
+      select cell_id, kind, minutes, ${generationValue}, sum(sign) from (
+        select cell_id, 'ed' as kind, ed_los_minutes as minutes, sign from cohort_aggregate_change_cell where ed_los_minutes is not null
+        union all
+        select cell_id, 'hospital', hospital_los_minutes, sign from cohort_aggregate_change_cell where admitted and hospital_los_minutes is not null
+      ) as stays
+      group by cell_id, kind, minutes
+      having sum(sign) <> 0
+      on conflict (cell_id, kind, minutes) do update set encounters = cohort_aggregate_length_of_stay.encounters + excluded.encounters`.execute(trx);
+    await sql`
+      insert into cohort_aggregate_baseline_item (generation, item_code, encounters)
+      select ${generationValue}, item_code, sum(sign) from cohort_aggregate_change_item
+      group by item_code having sum(sign) <> 0
+      on conflict (generation, item_code) do update set encounters = cohort_aggregate_baseline_item.encounters + excluded.encounters`.execute(trx);
+
+    // Item details: an item's min() of each attribute and its uniformity stay as they are when it was uniform and every
+    // row added has exactly its attributes (removing rows from a uniform item keeps it so); the others are recomputed
+    // from all their rows, through the item-code index. Items no encounter has any more are dropped, as a rebuild would.
+    await sql`
+      create temp table cohort_aggregate_change_detail on commit drop as
+      select distinct folded.item_code from (
+        select coalesce(panel.panel_code, item.item_code) as item_code, item.category,
+          case when panel.panel_code is null then item.kind else 'lab-panel' end as kind,
+          coalesce(panel.display, item.display) as display,
+          case when panel.panel_code is null then item.code_system else ${panelSystem} end as code_system,
+          case when panel.panel_code is null then item.code else panel.panel_code end as code
+        from encounter_item as item
+        left join lab_panel_member as member on member.analyte_code = item.item_code
+        left join lab_panel as panel on panel.panel_code = member.panel_code
+        where item.encounter_key in (select encounter_key from cohort_aggregate_touched)
+      ) as folded
+      left join cohort_aggregate_item_detail as detail on detail.generation = ${generation} and detail.item_code = folded.item_code
+      where detail.item_code is null or not detail.uniform
+        or (detail.category, detail.kind, detail.display, detail.code_system, detail.code)
+           is distinct from (folded.category, folded.kind, folded.display, folded.code_system, folded.code)
+      union
+      select item_code from cohort_aggregate_item_detail
+      where generation = ${generation} and not uniform
+        and item_code in (select item_code from cohort_aggregate_change_item where sign = -1)`.execute(trx);
+    await sql`
+      delete from cohort_aggregate_item_detail
+      where generation = ${generation} and item_code in (select item_code from cohort_aggregate_change_detail)`.execute(trx);
+    await sql`
+      insert into cohort_aggregate_item_detail (generation, item_code, category, kind, display, code_system, code, uniform)
+      select ${generationValue}, item_code, min(category), min(kind), min(display), min(code_system), min(code),
+        count(distinct category) = 1 and count(distinct kind) = 1 and count(distinct display) = 1
+        and (count(code_system) = 0 or (count(code_system) = count(*) and count(distinct code_system) = 1))
+        and (count(code) = 0 or (count(code) = count(*) and count(distinct code) = 1))
+      from (
+        select coalesce(panel.panel_code, item.item_code) as item_code, item.category,
+          case when panel.panel_code is null then item.kind else 'lab-panel' end as kind,
+          coalesce(panel.display, item.display) as display,
+          case when panel.panel_code is null then item.code_system else ${panelSystem} end as code_system,
+          case when panel.panel_code is null then item.code else panel.panel_code end as code
+        from encounter_item as item
+        left join lab_panel_member as member on member.analyte_code = item.item_code
+        left join lab_panel as panel on panel.panel_code = member.panel_code
+        where item.item_code in (
+          select item_code from cohort_aggregate_change_detail
+          union
+          select member.analyte_code from lab_panel_member as member
+          join lab_panel as panel on panel.panel_code = member.panel_code
+          where member.panel_code in (select item_code from cohort_aggregate_change_detail))
+      ) as folded
+      where item_code in (select item_code from cohort_aggregate_change_detail)
+      group by item_code`.execute(trx);
+    await sql`
+      delete from cohort_aggregate_item_detail as detail
+      using cohort_aggregate_baseline_item as baseline
+      where detail.generation = ${generation} and baseline.generation = ${generation} and baseline.item_code = detail.item_code
+        and baseline.encounters = 0 and detail.item_code in (select item_code from cohort_aggregate_change_item)`.execute(trx);
+
+    const counts = await sql<{ removed: number; added: number }>`
+      select cast(count(*) filter (where sign = -1) as integer) as removed, cast(count(*) filter (where sign = 1) as integer) as added
+      from cohort_aggregate_change`.execute(trx);
+    const { removed, added } = counts.rows[0]!;
+    await sql`delete from cohort_aggregate_touched`.execute(trx);
+    // built_at: a later deletion subtracts encounters ingested before it, now every one this generation counts.
+    await sql`
+      update cohort_aggregate_generation
+      set encounters = encounters - ${removed} + ${added}, stale = false, revision = revision + 1, built_at = clock_timestamp(),
+        build_ms = ${Date.now() - started}
+      where generation = ${generation}`.execute(trx);
+    return { generation, removed: Number(removed), added: Number(added), durationMs: Date.now() - started };
+  });
 }
 
 /**
@@ -221,7 +435,7 @@ export async function findUsableGeneration(db: Kysely<Database>): Promise<Genera
  */
 export async function aggregateDataVersion(db: Kysely<Database>): Promise<string> {
   const result = await sql<{ version: string }>`
-    select generation.generation || ':' || generation.encounters || ':' || generation.stale || ':' ||
+    select generation.generation || '.' || generation.revision || ':' || generation.encounters || ':' || generation.stale || ':' ||
       (generation.panel_fingerprint = state.panel_fingerprint) as version
     from cohort_aggregate_generation as generation
     join cohort_aggregate_state as state on state.id = 1

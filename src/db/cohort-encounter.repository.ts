@@ -351,12 +351,52 @@ export async function isItemBulkLoadPending(db: Kysely<Database>): Promise<boole
   const indexes = await sql<{ name: string }>`
     select indexname as name from pg_indexes where tablename in ('encounter_item', 'lab_draw')`.execute(db);
   const indexNames = new Set(indexes.rows.map((row) => row.name));
-  return itemConstraints.some((constraint) => !constraints.has(constraint.name)) || itemIndexes.some((index) => !indexNames.has(index.name));
+  const triggers = await sql<{ name: string }>`
+    select tgname as name from pg_trigger
+    where tgrelid in (cast('cohort_encounter' as regclass), cast('encounter_item' as regclass))`.execute(db);
+  const triggerNames = new Set(triggers.rows.map((row) => row.name));
+  return (
+    itemConstraints.some((constraint) => !constraints.has(constraint.name)) ||
+    itemIndexes.some((index) => !indexNames.has(index.name)) ||
+    aggregateTouchTriggers.some((trigger) => !triggerNames.has(trigger.name))
+  );
 }
 
-/** Drops the keys, foreign keys and indexes of encounter_item and lab_draw for a bulk load (one transaction). */
+// The triggers that record changed encounters for the aggregate increments, as migration 20261202T0001 makes them.
+// Transition tables hold every row a statement writes: a bulk load goes without them and ends in a full rebuild.
+const aggregateTouchTriggers = [
+  {
+    table: 'cohort_encounter',
+    name: 'cohort_encounter_aggregate_touch_insert',
+    create: 'after insert on cohort_encounter referencing new table as inserted_rows for each statement execute function cohort_aggregate_touch_inserted_encounters()',
+  },
+  {
+    table: 'cohort_encounter',
+    name: 'cohort_encounter_aggregate_touch_update',
+    create: 'after update on cohort_encounter referencing old table as old_rows for each statement execute function cohort_aggregate_touch_updated_encounters()',
+  },
+  {
+    table: 'encounter_item',
+    name: 'encounter_item_aggregate_touch_delete',
+    create: 'after delete on encounter_item referencing old table as deleted_rows for each statement execute function cohort_aggregate_touch_deleted_items()',
+  },
+  {
+    table: 'encounter_item',
+    name: 'encounter_item_aggregate_touch_insert',
+    create: 'after insert on encounter_item referencing new table as inserted_rows for each statement execute function cohort_aggregate_touch_inserted_items()',
+  },
+] as const;
+
+/**
+ * Drops the keys, foreign keys and indexes of encounter_item and lab_draw for a bulk load (one transaction), and the
+ * triggers that record changes for the aggregate increments (the generation can then only be rebuilt).
+ */
 export async function dropItemKeysForBulkLoad(db: Kysely<Database>): Promise<void> {
   await db.transaction().execute(async (trx) => {
+    for (const trigger of aggregateTouchTriggers) {
+      await sql`drop trigger if exists ${sql.ref(trigger.name)} on ${sql.table(trigger.table)}`.execute(trx);
+    }
+    await sql`update cohort_aggregate_generation set increments_valid = false where increments_valid`.execute(trx);
     // Foreign keys first: the primary keys cannot go while something depends on them (nothing does today).
     for (const constraint of [...itemConstraints].reverse()) {
       await sql`alter table ${sql.table(constraint.table)} drop constraint if exists ${sql.ref(constraint.name)}`.execute(trx);
@@ -370,6 +410,13 @@ export async function dropItemKeysForBulkLoad(db: Kysely<Database>): Promise<voi
  * rebuild keeps what it finished; then validates the foreign keys. Does nothing that is in place already.
  */
 export async function restoreItemKeys(db: Kysely<Database>): Promise<void> {
+  const triggers = await sql<{ name: string }>`
+    select tgname as name from pg_trigger
+    where tgrelid in (cast('cohort_encounter' as regclass), cast('encounter_item' as regclass))`.execute(db);
+  const triggerNames = new Set(triggers.rows.map((row) => row.name));
+  for (const trigger of aggregateTouchTriggers) {
+    if (!triggerNames.has(trigger.name)) await sql`create trigger ${sql.ref(trigger.name)} ${sql.raw(trigger.create)}`.execute(db);
+  }
   const constraints = await existingConstraints(db);
   for (const index of itemIndexes) {
     await db.transaction().execute(async (trx) => {

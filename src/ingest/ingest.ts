@@ -352,7 +352,9 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     progress({ phase: 'panels', done: stagedBytes, total: stagedBytes, batchesLoaded });
     const panels = await rebuildLabPanels(db);
     // Hooks read precomputed cohort statistics: a new generation of them, switched to when complete.
-    await refreshCohortAggregates(db);
+    // After a bulk load a new generation from the whole cohort; otherwise the active one brought up to date with the
+    // encounters this run added, replaced or removed (a rebuild when it cannot be).
+    await refreshCohortAggregates(db, { full: bulkLoad });
     // Clinician reputations are statistics of the cohort too (docs/reputation.md): from the cohort as it is now.
     await recomputeClinicianReputation(db, { countItems: false });
 
