@@ -29,9 +29,17 @@ const keyParts: { readonly [Field in keyof CohortCriteria]-?: (criteria: CohortC
 };
 const keyFields = (Object.keys(keyParts) as (keyof CohortCriteria)[]).sort();
 
+/** Keys already worked out, by criteria object: one hook asks for the key of its cohort several times. */
+const knownKeys = new WeakMap<CohortCriteria, string>();
+
 /** The cache key of one set of criteria: every field, set-valued ones in a stable order. */
 export function cohortCriteriaKey(criteria: CohortCriteria): string {
-  return JSON.stringify(keyFields.map((field) => keyParts[field](criteria)));
+  let key = knownKeys.get(criteria);
+  if (key === undefined) {
+    key = JSON.stringify(keyFields.map((field) => keyParts[field](criteria)));
+    knownKeys.set(criteria, key);
+  }
+  return key;
 }
 
 interface Entry<T> {

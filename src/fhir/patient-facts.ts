@@ -91,10 +91,15 @@ function conceptText(concept: unknown): string | undefined {
   return displays.length > 0 ? [...new Set(displays)].join(', ') : undefined;
 }
 
+/** One compiled pattern per resource type, not one per reference read. */
+const referencePatterns = new Map<string, RegExp>();
+
 function referencedId(reference: unknown, resourceType: string): string | undefined {
   const value = asText(asObject(reference)?.['reference']);
   if (value === undefined) return undefined;
-  return new RegExp(`(?:^|/)${resourceType}/([^/]+)(?:/_history/[^/]+)?$`).exec(value)?.[1];
+  let pattern = referencePatterns.get(resourceType);
+  if (pattern === undefined) referencePatterns.set(resourceType, (pattern = new RegExp(`(?:^|/)${resourceType}/([^/]+)(?:/_history/[^/]+)?$`)));
+  return pattern.exec(value)?.[1];
 }
 
 // --- age -------------------------------------------------------------------------------------------------
@@ -230,7 +235,21 @@ const excludedVerificationStatuses: ReadonlySet<string> = new Set(['entered-in-e
 const excludedClinicalStatuses: ReadonlySet<string> = new Set(['inactive', 'resolved']);
 
 function hasStatusIn(concept: unknown, statuses: ReadonlySet<string>): boolean {
-  return codingsOf(concept).some((coding) => statuses.has(coding.code));
+  for (const item of asArray(asObject(concept)?.['coding'])) {
+    const code = asText(asObject(item)?.['code']);
+    if (code !== undefined && statuses.has(code)) return true;
+  }
+  return false;
+}
+
+/** The system and code of each coding that has both (icd10CodesFromCodings passes over the others). */
+function systemCodesOf(concept: unknown, into: { system: string; code: string }[]): void {
+  for (const item of asArray(asObject(concept)?.['coding'])) {
+    const coding = asObject(item);
+    const system = asText(coding?.['system']);
+    const code = asText(coding?.['code']);
+    if (system !== undefined && code !== undefined) into.push({ system, code });
+  }
 }
 
 /**
@@ -238,13 +257,14 @@ function hasStatusIn(concept: unknown, statuses: ReadonlySet<string>): boolean {
  * Condition without statuses (as in MIMIC) counts. Problem-list items and encounter diagnoses are treated alike.
  */
 function icd10CodesOf(conditions: readonly Condition[], icd9Map: Icd9ToIcd10Map): string[] {
-  const codings = conditions.flatMap((item) => {
+  const codings: { system: string; code: string }[] = [];
+  for (const item of conditions) {
     const condition = asObject(item);
-    if (condition === undefined) return [];
-    if (hasStatusIn(condition['verificationStatus'], excludedVerificationStatuses)) return [];
-    if (hasStatusIn(condition['clinicalStatus'], excludedClinicalStatuses)) return [];
-    return codingsOf(condition['code']).map(({ system, code }) => ({ system, code }));
-  });
+    if (condition === undefined) continue;
+    if (hasStatusIn(condition['verificationStatus'], excludedVerificationStatuses)) continue;
+    if (hasStatusIn(condition['clinicalStatus'], excludedClinicalStatuses)) continue;
+    systemCodesOf(condition['code'], codings);
+  }
   return icd10CodesFromCodings(codings, icd9Map).slice(0, factLimits.icd10Codes);
 }
 

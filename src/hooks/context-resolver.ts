@@ -91,19 +91,25 @@ class DeadlineExceeded extends Error {
 }
 
 const defaultMaxPages = 5;
+/** The signal of a call that fetches nothing. */
+const neverAborted = new AbortController().signal;
 const defaultMaxResourcesPerKey = 1000;
 
 function isJsonResource(value: unknown): value is JsonResource {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { resourceType?: unknown }).resourceType === 'string';
 }
 
+/** One compiled pattern per resource type, not one per reference read. */
+const referencePatterns = new Map<string, RegExp>();
+
 /** The id in `Patient/123`, `https://…/Patient/123` or `Patient/123/_history/2`, when it names that type. */
 function referencedId(reference: unknown, resourceType: string): string | undefined {
   if (typeof reference !== 'object' || reference === null) return undefined;
   const value = (reference as { reference?: unknown }).reference;
   if (typeof value !== 'string') return undefined;
-  const match = new RegExp(`(?:^|/)${resourceType}/([^/]+)(?:/_history/[^/]+)?$`).exec(value);
-  return match?.[1];
+  let pattern = referencePatterns.get(resourceType);
+  if (pattern === undefined) referencePatterns.set(resourceType, (pattern = new RegExp(`(?:^|/)${resourceType}/([^/]+)(?:/_history/[^/]+)?$`)));
+  return pattern.exec(value)?.[1];
 }
 
 /** False only when the resource explicitly names another patient: data for someone else never becomes facts. */
@@ -313,11 +319,15 @@ export async function resolveHookContext(service: ServiceDefinition, request: Ho
   const encounterId = request.context.encounterId;
   const { fetcher, noFetchReason } = fetcherFor(service, request, options);
 
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DeadlineExceeded()), options.timeoutMs);
-  const cancel = () => controller.abort(options.signal?.reason);
-  if (options.signal?.aborted) cancel();
-  options.signal?.addEventListener('abort', cancel, { once: true });
+  // Without a server to fetch from nothing can be fetched (and a prefetched Bundle's next pages are not followed), so
+  // the deadline's timer and the cancellation are only set up when there is one.
+  const controller = fetcher === undefined ? null : new AbortController();
+  const timer = controller === null ? undefined : setTimeout(() => controller.abort(new DeadlineExceeded()), options.timeoutMs);
+  const cancel = () => controller?.abort(options.signal?.reason);
+  if (controller !== null) {
+    if (options.signal?.aborted) cancel();
+    options.signal?.addEventListener('abort', cancel, { once: true });
+  }
 
   const keys = Object.keys(service.prefetch);
   let outcomes: KeyOutcome[];
@@ -329,7 +339,7 @@ export async function resolveHookContext(service: ServiceDefinition, request: Ho
             key,
             fetcher,
             noFetchReason,
-            signal: controller.signal,
+            signal: controller?.signal ?? neverAborted,
             timeoutMs: options.timeoutMs,
             maxPages: options.maxPages ?? defaultMaxPages,
             maxResources: options.maxResourcesPerKey ?? defaultMaxResourcesPerKey,
@@ -340,8 +350,8 @@ export async function resolveHookContext(service: ServiceDefinition, request: Ho
       ),
     );
   } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener('abort', cancel);
+    if (timer !== undefined) clearTimeout(timer);
+    if (controller !== null) options.signal?.removeEventListener('abort', cancel);
   }
 
   const byKey = new Map(keys.map((key, index) => [key, outcomes[index]]));

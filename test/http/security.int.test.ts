@@ -1,6 +1,8 @@
 /** Security headers, CORS limited to the configured origins, and the per-client rate limit. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { FastifyInstance } from 'fastify';
+import helmet from '@fastify/helmet';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { helmetOptions } from '../../src/http/security.plugin.js';
 import type { Config } from '../../src/config.js';
 import { createSigner, signToken, type TestSigner } from '../helpers/cds-client-tokens.js';
 import { buildLoggedApp, openRulesOnlyDatabase, type TestDatabase } from '../helpers/rules-only-app.js';
@@ -52,6 +54,24 @@ describe('security headers', () => {
         'referrer-policy': 'no-referrer',
       });
       expect(response.headers['x-powered-by']).toBeUndefined();
+    }
+  });
+
+  it('are every header @fastify/helmet itself sets with the same options, on every answer', async () => {
+    // The reference: the plugin registered as before (it built helmet's middleware on every request).
+    const reference = Fastify({ logger: false });
+    await reference.register(helmet, helmetOptions);
+    reference.get('/', async () => 'reference');
+    const plain = Fastify({ logger: false });
+    plain.get('/', async () => 'reference');
+    const [expected, unrelated] = await Promise.all([reference.inject({ url: '/' }), plain.inject({ url: '/' })]);
+    await Promise.all([reference.close(), plain.close()]);
+    const helmetNames = Object.keys(expected.headers).filter((name) => !(name in unrelated.headers));
+    expect(helmetNames.length).toBeGreaterThanOrEqual(10);
+    const app = await appWith(withAuth);
+    for (const url of ['/cds-services', '/nope', '/health/live']) {
+      const response = await app.inject({ method: 'GET', url });
+      for (const name of helmetNames) expect({ url, name, value: response.headers[name] }).toEqual({ url, name, value: expected.headers[name] });
     }
   });
 });
