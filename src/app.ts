@@ -194,8 +194,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     explanationLink: (subject) => explanationLinks.link(subject),
     // Noise keyed by the configured secret: every instance and every restart shows the same noisy counts (docs/privacy.md).
     ...(countNoiseKey === undefined ? {} : { countNoiseKey }),
-    // Patients who share a cohort share its card templates, as many cohorts as the cohort cache keeps.
-    cardCache: new CohortCardCache(config.cohortCacheSize),
+    // Patients who share a cohort share its card templates: one per cohort and set of draft orders, so twice as many as
+    // the cohort cache keeps cohorts (the hooks without draft orders and order-select/-sign with the same drafts).
+    cardCache: new CohortCardCache(config.cohortCacheSize * 2),
     onTrace: (trace: HookTrace) => {
       app.log.info({ hook: trace }, 'hook answered');
       hookCallLog.record({
