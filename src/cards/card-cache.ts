@@ -13,6 +13,15 @@ interface Entry {
   readonly templates: readonly CardTemplate[];
 }
 
+/** Rules by content: the reference data reads the active version again every TTL, as a new but equal object. */
+const rulesContent = new WeakMap<CardContext['rules'], string>();
+
+function contentOf(rules: CardContext['rules']): string {
+  let content = rulesContent.get(rules);
+  if (content === undefined) rulesContent.set(rules, (content = JSON.stringify(rules)));
+  return content;
+}
+
 /** Draft orders as far as the cards see them (isAlreadyOrdered reads their codes and texts). */
 function draftOrdersKey(draftOrders: readonly DraftOrder[]): string {
   return draftOrders.length === 0 ? '' : JSON.stringify(draftOrders.map((order) => [order.codes, order.texts]));
@@ -24,9 +33,9 @@ function draftOrdersKey(draftOrders: readonly DraftOrder[]): string {
  *
  * Keyed by the cohort (its criteria key, which also keys the count noise), the cohort as the cards describe it (which
  * holds the relaxation and the concept displays) and the draft orders. An entry is used only when the call brings the
- * very objects it was built from (cohort statistics, baseline, rules, feedback evidence) and the same rules version and
- * noise key: an ingest or an opt-out (new statistics), a rules activation or a reference reload (new rules and
- * evidence) all rebuild it, so the cards are always those buildCohortCards gives.
+ * very cohort statistics and baseline objects it was built from (an ingest or an opt-out gives new ones), rules of the
+ * same version and content, the same noise key and, when the rules rank by feedback, the same evidence object (a
+ * reference reload gives a new one): so the cards are always those buildCohortCards gives.
  */
 export class CohortCardCache {
   private readonly entries = new Map<string, Entry>();
@@ -63,9 +72,10 @@ export class CohortCardCache {
     return (
       entry.statistics === context.selection.statistics &&
       entry.baseline === context.baseline &&
-      entry.rules === context.rules &&
       entry.rulesVersion === context.rulesVersion &&
-      entry.acceptance === context.acceptance &&
+      (entry.rules === context.rules || contentOf(entry.rules) === contentOf(context.rules)) &&
+      // The evidence is read only when the rules rank by feedback (acceptanceRanking in cohort-cards.ts).
+      (context.rules.feedbackRanking.kind === 'none' || entry.acceptance === context.acceptance) &&
       entry.countNoiseKey === context.countNoiseKey
     );
   }

@@ -57,9 +57,10 @@ class ExpiringLru<T> {
     private readonly now: () => number,
   ) {}
 
-  get(key: string, load: () => Promise<T>): Promise<T> {
+  /** `expire` false: the caller knows the data has not changed (a version it tracks), so age does not matter. */
+  get(key: string, load: () => Promise<T>, expire = true): Promise<T> {
     const entry = this.entries.get(key);
-    if (entry && this.now() - entry.storedAt < this.ttlMs) {
+    if (entry && (!expire || this.now() - entry.storedAt < this.ttlMs)) {
       // Re-insert to mark it most recently used.
       this.entries.delete(key);
       this.entries.set(key, entry);
@@ -85,7 +86,10 @@ class ExpiringLru<T> {
 export interface CachedCohortSourceOptions {
   /** Most cohorts kept (each holds a few hundred item counts). */
   readonly maxEntries: number;
-  /** How long an answer is reused; new encounters show up after at most this long, or at `clear()`. */
+  /**
+   * How long an answer is reused; new encounters show up after at most this long, or at `clear()`. Not applied while
+   * the source tells its data version without a round trip (`knownVersion`): a new version empties the cache anyway.
+   */
   readonly ttlMs: number;
   /** With a source that tells its data version: how often it is asked (default 1 s); a new version empties the cache. */
   readonly versionCheckMs?: number;
@@ -121,6 +125,8 @@ export class CachedCohortSource implements CohortSource {
   private version: string | undefined;
   private versionCheckedAt = Number.NEGATIVE_INFINITY;
   private versionCheck: Promise<void> | null = null;
+  /** Whether the last check saw the source's version (then a change of data empties the cache and nothing expires). */
+  private versionTracked = false;
 
   constructor(
     private readonly source: CohortSource,
@@ -142,6 +148,7 @@ export class CachedCohortSource implements CohortSource {
       const version = source.knownVersion();
       if (version !== undefined && this.version !== undefined && version !== this.version) this.clearOwn();
       if (version !== undefined) this.version = version;
+      this.versionTracked = version !== undefined;
       return null;
     }
     if (this.now() - this.versionCheckedAt < this.versionCheckMs) return null;
@@ -162,7 +169,7 @@ export class CachedCohortSource implements CohortSource {
 
   async countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
     await this.checkVersion();
-    return this.counts.get(`[${criteria.map(cohortCriteriaKey).join(',')}]`, () => this.source.countCohorts(criteria));
+    return this.counts.get(`[${criteria.map(cohortCriteriaKey).join(',')}]`, () => this.source.countCohorts(criteria), !this.versionTracked);
   }
 
   async describeCohort(criteria: CohortCriteria, options: DescribeCohortOptions = {}): Promise<CohortStatistics> {
@@ -171,12 +178,12 @@ export class CachedCohortSource implements CohortSource {
     if (options.itemWeighting === 'clinician-reputation') {
       return this.cohorts.get(`weighted:${cohortCriteriaKey(criteria)}`, () => this.source.describeCohort(criteria, options));
     }
-    return this.cohorts.get(cohortCriteriaKey(criteria), () => this.source.describeCohort(criteria));
+    return this.cohorts.get(cohortCriteriaKey(criteria), () => this.source.describeCohort(criteria), !this.versionTracked);
   }
 
   async describeBaseline(): Promise<BaselineStatistics> {
     await this.checkVersion();
-    return this.baseline.get('baseline', () => this.source.describeBaseline());
+    return this.baseline.get('baseline', () => this.source.describeBaseline(), !this.versionTracked);
   }
 
   /** Forget everything, the source's own memory included, e.g. after an ingest, an opt-out or a rules change. */

@@ -183,6 +183,32 @@ describe('CachedCohortSource over a source with a data version', () => {
     expect(inner.calls).toBe(2);
   });
 
+  it('keeps answers past the time limit while the source tells its version without a round trip, until it moves', async () => {
+    let clock = 0;
+    let known: string | undefined = 'generation-1';
+    const inner = countingSource();
+    const versioned = Object.assign(inner, { dataVersion: async () => known ?? 'unknown', knownVersion: () => known });
+    const cached = new CachedCohortSource(versioned, { maxEntries: 10, ttlMs: 1000, now: () => clock });
+    await cached.describeCohort(criteria(45));
+    await cached.countCohorts([criteria(45)]);
+    await cached.describeBaseline();
+    expect(inner.calls).toBe(3);
+    clock = 60000;
+    await cached.describeCohort(criteria(45));
+    await cached.countCohorts([criteria(45)]);
+    await cached.describeBaseline();
+    expect(inner.calls).toBe(3);
+    // A new version (an ingest anywhere) empties the cache.
+    known = 'generation-2';
+    await cached.describeCohort(criteria(45));
+    expect(inner.calls).toBe(4);
+    // Version unknown (the aggregates are being reloaded, or the database is away): the time limit applies again.
+    known = undefined;
+    clock = 120000;
+    await cached.describeCohort(criteria(45));
+    expect(inner.calls).toBe(5);
+  });
+
   it('keeps serving when the version cannot be read', async () => {
     let clock = 0;
     const inner = countingSource();
