@@ -9,6 +9,7 @@ import * as feedbackEvidence from './20261123T0007_feedback_evidence.js';
 import * as clinicianReputation from './20261123T0008_clinician_reputation.js';
 import * as evaluationOptOuts from './20261123T0009_evaluation_opt_outs.js';
 import * as cohortAggregateIncrements from './20261202T0001_cohort_aggregate_increments.js';
+import * as aggregateTouchedDeletions from './20261202T0002_aggregate_touched_deletions.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here, never edit old ones. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '20261123T0008_clinician_reputation': clinicianReputation,
   '20261123T0009_evaluation_opt_outs': evaluationOptOuts,
   '20261202T0001_cohort_aggregate_increments': cohortAggregateIncrements,
+  '20261202T0002_aggregate_touched_deletions': aggregateTouchedDeletions,
 };

@@ -96,6 +96,9 @@ export async function rebuildCohortAggregates(db: Kysely<Database>, dimensions: 
         select distinct unnest(encounter.complaint_concepts) as complaint_concept
         union all select cast(${anyComplaintConcept} as text)
       ) as concept`.execute(trx);
+    // Temporary tables have no statistics until analysed: without them the planner sorts text keys for merge joins
+    // (measured at 100,000 encounters: the cell items 10.3 s -> 5.8 s, the stays 4.4 s -> 0.5 s).
+    await sql`analyze cohort_aggregate_member`.execute(trx);
     await sql`
       insert into cohort_aggregate_cell
         (generation, complaint_concept, sex, age_years, acuity, site, start_year, icd10_categories, encounters, admitted, returned_72h)
@@ -111,7 +114,9 @@ export async function rebuildCohortAggregates(db: Kysely<Database>, dimensions: 
         on cell.generation = ${generation} and cell.complaint_concept = member.complaint_concept and cell.sex = member.sex
         and cell.age_years = member.age_years and coalesce(cell.acuity, -1) = coalesce(member.acuity, -1)
         and cell.site = member.site and cell.start_year = member.start_year and cell.icd10_categories = member.icd10_categories`.execute(trx);
+    await sql`analyze cohort_aggregate_member_cell`.execute(trx);
     await sql`create temp table cohort_aggregate_folded on commit drop as ${foldedItems}`.execute(trx);
+    await sql`analyze cohort_aggregate_folded`.execute(trx);
     // One row per (encounter, folded item), and an encounter is in a cell at most once: count(*) counts encounters.
     await sql`
       insert into cohort_aggregate_item (cell_id, item_code, generation, encounters)

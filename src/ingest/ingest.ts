@@ -348,7 +348,9 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     // Patients who opted out through the API while the run went on (docs/privacy.md): after the keys are back,
     // since their deletion cascades to the items.
     const removedAfterLoad = await applyOptOuts(db);
-    if (writer.method === 'copy') await analyzeCohortTables(db);
+    // Fresh statistics after a load that changed the cohort's make-up (a bulk load, or a tenth of it and more); a daily
+    // increment leaves them to autovacuum (measured: 3.1 s of a 1,000-encounter run into 100,000).
+    if (writer.method === 'copy' && (bulkLoad || encountersLoaded * 10 >= (await countCohortEncounters(db)))) await analyzeCohortTables(db);
     progress({ phase: 'panels', done: stagedBytes, total: stagedBytes, batchesLoaded });
     const panels = await rebuildLabPanels(db);
     // Hooks read precomputed cohort statistics: a new generation of them, switched to when complete.

@@ -217,7 +217,13 @@ describe('aggregate increments on the real demo', () => {
     // An opt-out while changes are pending: a replaced encounter and an untouched one go.
     const replacedPatient = keys[2]!.patient_key;
     const untouchedPatient = keys.find((key, index) => index > 30 && !keys.slice(0, 12).some((first) => first.patient_key === key.patient_key))!.patient_key;
+    // The opted-out encounters leave the generation at once, the replaced one in the version it counted.
+    const counted = await sql<{ count: number }>`
+      select cast(count(*) as integer) as count from cohort_encounter
+      where patient_key = any(${sql.val([replacedPatient, untouchedPatient])}) and encounter_key <> 'increment-test-new-encounter'`.execute(database.db);
+    const beforeDeletion = await activeGeneration(database.db);
     await deleteEncountersOfPatients(database.db, [replacedPatient, untouchedPatient]);
+    expect((await activeGeneration(database.db)).encounters).toBe(beforeDeletion.encounters - Number(counted.rows[0]!.count));
     const refreshed = await refreshCohortAggregates(database.db);
     expect(refreshed.method).toBe('increment');
     expect(await aggregateDataVersion(database.db)).not.toBe(versionBefore);
