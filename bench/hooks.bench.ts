@@ -109,7 +109,7 @@ async function peakResidentMegabytes(pid: number): Promise<number> {
   return Math.round(kilobytes / 1024);
 }
 
-function run(url: string, bodies: string[], title: string, overallRate?: number): Promise<autocannon.Result> {
+function run(url: string, bodies: string[], title: string): Promise<autocannon.Result> {
   let next = 0;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
@@ -120,7 +120,6 @@ function run(url: string, bodies: string[], title: string, overallRate?: number)
         connections,
         duration: durationSeconds,
         title,
-        ...(overallRate === undefined ? {} : { overallRate }),
         requests: [
           {
             setupRequest: (request) => ({ ...request, body: bodies[next++ % bodies.length]! }),

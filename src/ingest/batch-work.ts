@@ -17,7 +17,7 @@ import {
   type ResourceLike,
 } from './fhir-to-cohort.js';
 import { parseResourceLine } from './ndjson-reader.js';
-import { readStagedBatch, type StagedMalformedLine } from './staging.js';
+import { readStagedBatch, stagedLinePrefix, type StagedMalformedLine } from './staging.js';
 
 /** What one chunk of input lines becomes. */
 export interface StagedChunk {
@@ -64,15 +64,6 @@ export function patientIdOfResource(resource: { readonly resourceType?: unknown;
 
 function isBlank(text: string): boolean {
   return text.length === 0 || (text.charCodeAt(0) <= 32 && text.trim().length === 0);
-}
-
-/**
- * A staged line: `<file index> TAB <line number> TAB <patient id as JSON> TAB <resource JSON>`. The file and line
- * let the conversion report a line that turns out not to be JSON; the resource is the input line as it was
- * (fast path) or reduced to the fields the conversion reads (reduceForConversion).
- */
-function stagedLinePrefix(fileIndex: number, line: number, patientId: string): string {
-  return `${fileIndex}\t${line}\t${JSON.stringify(patientId)}\t`;
 }
 
 /**
@@ -252,36 +243,6 @@ export function stageBytes(bytes: Uint8Array, firstLine: number, fileIndex: numb
     spans.push(batch, offset - batchStart);
   }
   return { data, spans, medications: medications.join(''), resources, byResourceType, withoutPatient, unresolvedConsents, malformed };
-}
-
-/** One staged line read back: the resource parsed, or why it could not be. */
-export interface StagedResource {
-  readonly fileIndex: number;
-  readonly line: number;
-  readonly patientId: string;
-  /** The parsed resource; a string says why the line is not a resource (as parseResourceLine). */
-  readonly resource: ResourceLike | string;
-  /** The resource type named at the start of the line (for a line that is not a resource). */
-  readonly declaredType: string | null;
-}
-
-/** Reads a staged line back (stagedLinePrefix); the resource is parsed here, once. */
-export function readStagedLine(text: string): StagedResource {
-  const first = text.indexOf('\t');
-  const second = text.indexOf('\t', first + 1);
-  const third = text.indexOf('\t', second + 1);
-  const quoted = text.slice(second + 1, third);
-  const patientId = quoted.includes('\\') ? (JSON.parse(quoted) as string) : quoted.slice(1, -1);
-  const json = text.slice(third + 1);
-  const parsed = parseResourceLine(json);
-  const declared = typeof parsed === 'string' ? /"resourceType"\s*:\s*"([^"\\]+)"/.exec(json)?.[1] ?? null : null;
-  return {
-    fileIndex: Number(text.slice(0, first)),
-    line: Number(text.slice(first + 1, second)),
-    patientId,
-    resource: typeof parsed === 'string' ? parsed : (parsed as unknown as ResourceLike),
-    declaredType: declared,
-  };
 }
 
 /** What a conversion needs besides the staged resources; plain data, so that it can be sent to a thread. */

@@ -25,9 +25,9 @@ import type {
   Procedure,
   ServiceRequest,
 } from '@medplum/fhirtypes';
-import { readStagedLine, type StagedChunk } from './batch-work.js';
+import type { StagedChunk } from './batch-work.js';
 import { reduceForConversion, type PatientResources, type ResourceLike } from './fhir-to-cohort.js';
-import { isGzip, scanNdjsonFile, type MalformedLine } from './ndjson-reader.js';
+import { isGzip, parseResourceLine, scanNdjsonFile, type MalformedLine } from './ndjson-reader.js';
 
 /** One input file as it was when the ingest started; a changed file makes a new ingest, not a resumed one. */
 export interface InputFile {
@@ -401,6 +401,45 @@ function forEachStagedLine(file: string, each: (line: string) => void): void {
     if (end > start) each(text.slice(start, end));
     start = end + 1;
   }
+}
+
+/**
+ * A staged line: `<file index> TAB <line number> TAB <patient id as JSON> TAB <resource JSON>`. The file and line
+ * let the conversion report a line that turns out not to be JSON; the resource is the input line as it was
+ * (fast path) or reduced to the fields the conversion reads (reduceForConversion).
+ */
+export function stagedLinePrefix(fileIndex: number, line: number, patientId: string): string {
+  return `${fileIndex}\t${line}\t${JSON.stringify(patientId)}\t`;
+}
+
+/** One staged line read back: the resource parsed, or why it could not be. */
+export interface StagedResource {
+  readonly fileIndex: number;
+  readonly line: number;
+  readonly patientId: string;
+  /** The parsed resource; a string says why the line is not a resource (as parseResourceLine). */
+  readonly resource: ResourceLike | string;
+  /** The resource type named at the start of the line (for a line that is not a resource). */
+  readonly declaredType: string | null;
+}
+
+/** Reads a staged line back (stagedLinePrefix); the resource is parsed here, once. */
+export function readStagedLine(text: string): StagedResource {
+  const first = text.indexOf('\t');
+  const second = text.indexOf('\t', first + 1);
+  const third = text.indexOf('\t', second + 1);
+  const quoted = text.slice(second + 1, third);
+  const patientId = quoted.includes('\\') ? (JSON.parse(quoted) as string) : quoted.slice(1, -1);
+  const json = text.slice(third + 1);
+  const parsed = parseResourceLine(json);
+  const declared = typeof parsed === 'string' ? /"resourceType"\s*:\s*"([^"\\]+)"/.exec(json)?.[1] ?? null : null;
+  return {
+    fileIndex: Number(text.slice(0, first)),
+    line: Number(text.slice(first + 1, second)),
+    patientId,
+    resource: typeof parsed === 'string' ? parsed : (parsed as unknown as ResourceLike),
+    declaredType: declared,
+  };
 }
 
 /** A staged line that turned out not to be a resource (found when its batch is converted). */

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from '@jest/globals';
-import { batchOfPatient, patientIdOfResource, readStagedLine, stageBytes, type StagedChunk } from '../../src/ingest/batch-work.js';
+import { batchOfPatient, patientIdOfResource, stageBytes, type StagedChunk } from '../../src/ingest/batch-work.js';
+import { readStagedLine } from '../../src/ingest/staging.js';
 import { reduceForConversion, type ResourceLike } from '../../src/ingest/fhir-to-cohort.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
 
