@@ -32,12 +32,12 @@ describe('IssuedCardWriter', () => {
 
   it('stores the cards of concurrent hooks in shared inserts, each hook waiting for its own', async () => {
     const writer = new IssuedCardWriter(database.db);
-    const transactions = { count: 0 };
+    const statements = { count: 0 };
     const counting = new IssuedCardWriter(
-      // Count the transactions the writer opens: fewer than the hooks when they share inserts.
+      // Count the statements the writer sends (each asks for the executor once): fewer than the hooks when they share inserts.
       new Proxy(database.db, {
         get(target, property, receiver) {
-          if (property === 'transaction') transactions.count += 1;
+          if (property === 'getExecutor') statements.count += 1;
           const value = Reflect.get(target, property, receiver) as unknown;
           // Kysely's methods read private fields: call them on the real instance.
           return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
@@ -46,8 +46,8 @@ describe('IssuedCardWriter', () => {
     );
     const hooks = Array.from({ length: 40 }, (_, index) => counting.record([card(index)]));
     await Promise.all(hooks);
-    expect(transactions.count).toBeGreaterThanOrEqual(1);
-    expect(transactions.count).toBeLessThan(40);
+    expect(statements.count).toBeGreaterThanOrEqual(1);
+    expect(statements.count).toBeLessThan(40);
     const stored = await database.db.selectFrom('issued_card').select('card_uuid').execute();
     expect(stored.map((row) => row.card_uuid).sort()).toEqual(Array.from({ length: 40 }, (_, index) => card(index).cardUuid).sort());
 
