@@ -10,6 +10,7 @@ import * as clinicianReputation from './20261123T0008_clinician_reputation.js';
 import * as evaluationOptOuts from './20261123T0009_evaluation_opt_outs.js';
 import * as cohortAggregateIncrements from './20261202T0001_cohort_aggregate_increments.js';
 import * as aggregateTouchedDeletions from './20261202T0002_aggregate_touched_deletions.js';
+import * as labDrawPerSpecimen from './20261202T0003_lab_draw_per_specimen.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here, never edit old ones. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '20261123T0009_evaluation_opt_outs': evaluationOptOuts,
   '20261202T0001_cohort_aggregate_increments': cohortAggregateIncrements,
   '20261202T0002_aggregate_touched_deletions': aggregateTouchedDeletions,
+  '20261202T0003_lab_draw_per_specimen': labDrawPerSpecimen,
 };

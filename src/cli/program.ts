@@ -50,7 +50,7 @@ function printReport(report: IngestReport): void {
       report.resumed ? ` (resumed: ${report.batches.storedBefore} of ${report.batches.total} batches were stored before the interruption)` : ''
     }`,
     `read:    ${report.read.files} files, ${report.read.lines} lines, ${report.read.resources} resources (${types || 'none'})`,
-    `loaded:  ${report.loaded.encounters} encounters, ${report.loaded.items} items, ${report.loaded.draws} lab draws, ${report.loaded.labPanels} lab panels`,
+    `loaded:  ${report.loaded.encounters} encounters, ${report.loaded.items} items, ${report.loaded.draws} lab draws (${report.loaded.labResults} results), ${report.loaded.labPanels} lab panels`,
     `skipped: ${report.skipped.lines} malformed lines, ${report.skipped.encounters} encounters${reasons ? ` (${reasons})` : ''}`,
     `opt-outs: ${report.optOuts.consentRefusals} patients refused research use by Consent (${report.optOuts.newlyOptedOut} new), ` +
       `${report.optOuts.unresolvedConsents} refusals without a resolvable patient, ${report.optOuts.encountersRemoved} encounters of opted-out patients removed`,

@@ -11,7 +11,10 @@ type Executor = Kysely<Database> | Transaction<Database>;
 export interface SavedCohortEncounters {
   readonly encounters: number;
   readonly items: number;
+  /** Specimens drawn (lab_draw rows). */
   readonly draws: number;
+  /** Lab results on those specimens (their analytes, all draws together). */
+  readonly labResults: number;
 }
 
 // Rows per multi-row INSERT: well under PostgreSQL's 65,535 bind parameters for the widest table.
@@ -52,7 +55,7 @@ export async function saveCohortEncounters(trx: Executor, records: readonly Coho
   // The last record of a key wins, as it would across two calls.
   const byKey = new Map(records.map((record) => [record.encounter.encounterKey, record]));
   const unique = [...byKey.values()];
-  if (unique.length === 0) return { encounters: 0, items: 0, draws: 0 };
+  if (unique.length === 0) return { encounters: 0, items: 0, draws: 0, labResults: 0 };
   const keys = [...byKey.keys()];
 
   for (const batch of chunks(unique, rowsPerStatement)) {
@@ -122,11 +125,17 @@ export async function saveCohortEncounters(trx: Executor, records: readonly Coho
   for (const batch of chunks(draws, rowsPerStatement * 3)) {
     await trx
       .insertInto('lab_draw')
-      .values(batch.map((draw) => ({ encounter_key: draw.encounterKey, draw_key: draw.drawKey, analyte_code: draw.analyteCode })))
-      .onConflict((oc) => oc.columns(['encounter_key', 'draw_key', 'analyte_code']).doNothing())
+      .values(batch.map((draw) => ({ encounter_key: draw.encounterKey, draw_key: draw.drawKey, analyte_codes: [...draw.analyteCodes] })))
+      .onConflict((oc) => oc.columns(['encounter_key', 'draw_key']).doNothing())
       .execute();
   }
-  return { encounters: unique.length, items: items.length, draws: draws.length };
+  return { encounters: unique.length, items: items.length, draws: draws.length, labResults: countLabResults(draws) };
+}
+
+function countLabResults(draws: readonly LabDrawRow[]): number {
+  let results = 0;
+  for (const draw of draws) results += draw.analyteCodes.length;
+  return results;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -246,7 +255,7 @@ const itemLine = (item: EncounterItemRow): string =>
   `${copyField(item.encounterKey)}\t${copyField(item.itemCode)}\t${item.category}\t${copyField(item.kind)}\t${copyField(item.display)}\t` +
   `${copyField(item.codeSystem)}\t${copyField(item.code)}\t${copyField(item.offsetMinutes)}\t${copyField(item.clinicianKey)}`;
 
-const drawLine = (draw: LabDrawRow): string => `${copyField(draw.encounterKey)}\t${copyField(draw.drawKey)}\t${copyField(draw.analyteCode)}`;
+const drawLine = (draw: LabDrawRow): string => `${copyField(draw.encounterKey)}\t${copyField(draw.drawKey)}\t${copyTextArray(draw.analyteCodes)}`;
 
 /** A batch in COPY's text format: plain strings, so that a worker thread can make it and hand it over cheaply. */
 export interface PreparedCopyBatch {
@@ -269,7 +278,7 @@ export function formatCopyBatch(records: readonly CohortEncounterRecord[]): Prep
     encounters: copyText(unique, encounterLine),
     items: copyText(items, itemLine),
     draws: copyText(draws, drawLine),
-    saved: { encounters: unique.length, items: items.length, draws: draws.length },
+    saved: { encounters: unique.length, items: items.length, draws: draws.length, labResults: countLabResults(draws) },
   };
 }
 
@@ -308,7 +317,7 @@ export async function copyPreparedBatch(trx: Transaction<Database>, client: pg.C
     'copy encounter_item (encounter_key, item_code, category, kind, display, code_system, code, offset_minutes, clinician_key) from stdin',
     batch.items,
   );
-  await copyInto(client, 'copy lab_draw (encounter_key, draw_key, analyte_code) from stdin', batch.draws);
+  await copyInto(client, 'copy lab_draw (encounter_key, draw_key, analyte_codes) from stdin', batch.draws);
   return batch.saved;
 }
 
@@ -324,7 +333,7 @@ export async function copyCohortEncounters(trx: Transaction<Database>, client: p
 // 44 s with the foreign key too).
 const itemConstraints = [
   { table: 'encounter_item', name: 'encounter_item_pk', add: 'primary key (encounter_key, item_code)' },
-  { table: 'lab_draw', name: 'lab_draw_pk', add: 'primary key (encounter_key, draw_key, analyte_code)' },
+  { table: 'lab_draw', name: 'lab_draw_pk', add: 'primary key (encounter_key, draw_key)' },
   {
     table: 'encounter_item',
     name: 'encounter_item_encounter_key_fkey',
@@ -675,9 +684,8 @@ export async function rebuildLabPanels(db: Kysely<Database>, options: LabPanelOp
   const drawRows = await db
     .selectFrom('lab_draw')
     // json: parsed natively by both drivers, several times faster than a text[] by pg's array parser.
-    .select(sql<string[]>`json_agg(analyte_code)`.as('analytes'))
+    .select(sql<string[]>`array_to_json(analyte_codes)`.as('analytes'))
     .$if(bound !== null, (query) => query.where('encounter_key', '<=', bound!))
-    .groupBy(['encounter_key', 'draw_key'])
     .execute();
   const counted = countAnalytePairs(drawRows.map((row) => row.analytes));
   const displays = new Map(displayRows.map((row) => [row.item_code, row.display]));

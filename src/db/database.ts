@@ -100,8 +100,8 @@ export interface EncounterItemTable {
 export interface LabDrawTable {
   encounter_key: string;
   draw_key: string;
-  /** The analyte's encounter_item.item_code, e.g. 'lab:50912'. */
-  analyte_code: string;
+  /** The analytes measured on the specimen, sorted: their encounter_item.item_code, e.g. 'lab:50912'. */
+  analyte_codes: string[];
 }
 
 export interface LabPanelTable {

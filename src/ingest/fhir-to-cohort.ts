@@ -71,11 +71,11 @@ export interface EncounterItemRow {
   readonly clinicianKey: string | null;
 }
 
-/** One analyte measured on one specimen; `analyteCode` is the lab item code (`lab:<code>`). */
+/** One specimen drawn and the analytes measured on it (their lab item codes, `lab:<code>`, sorted). */
 export interface LabDrawRow {
   readonly encounterKey: string;
   readonly drawKey: string;
-  readonly analyteCode: string;
+  readonly analyteCodes: readonly string[];
 }
 
 /** Everything stored for one ED stay. */
@@ -272,7 +272,8 @@ function isAdmittedDisposition(value: string): boolean {
 
 class StayItems {
   private readonly items = new Map<string, EncounterItemRow>();
-  private readonly draws = new Map<string, LabDrawRow>();
+  /** The analytes of each draw, by draw key. */
+  private readonly draws = new Map<string, Set<string>>();
 
   constructor(readonly encounterKey: string) {}
 
@@ -288,7 +289,12 @@ class StayItems {
   }
 
   addDraw(drawKey: string, analyteCode: string): void {
-    this.draws.set(`${drawKey}\u0000${analyteCode}`, { encounterKey: this.encounterKey, drawKey, analyteCode });
+    let analytes = this.draws.get(drawKey);
+    if (analytes === undefined) {
+      analytes = new Set();
+      this.draws.set(drawKey, analytes);
+    }
+    analytes.add(analyteCode);
   }
 
   itemRows(): EncounterItemRow[] {
@@ -296,9 +302,9 @@ class StayItems {
   }
 
   drawRows(): LabDrawRow[] {
-    return [...this.draws.values()].sort((a, b) =>
-      a.drawKey === b.drawKey ? (a.analyteCode < b.analyteCode ? -1 : 1) : a.drawKey < b.drawKey ? -1 : 1,
-    );
+    return [...this.draws.keys()]
+      .sort()
+      .map((drawKey) => ({ encounterKey: this.encounterKey, drawKey, analyteCodes: [...this.draws.get(drawKey)!].sort() }));
   }
 }
 

@@ -110,7 +110,14 @@ export interface IngestReport {
     readonly byResourceType: Record<string, number>;
   };
   /** What the run stored, counting batches stored before an interruption. */
-  readonly loaded: { readonly encounters: number; readonly items: number; readonly draws: number; readonly labPanels: number };
+  readonly loaded: {
+    readonly encounters: number;
+    readonly items: number;
+    /** Specimens drawn, and the lab results on them. */
+    readonly draws: number;
+    readonly labResults: number;
+    readonly labPanels: number;
+  };
   readonly skipped: {
     /** Malformed lines. */
     readonly lines: number;
@@ -385,7 +392,13 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
     const malformed = [...read.malformed, ...malformedAtConversion]
       .sort((a, b) => (fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0) || a.line - b.line)
       .slice(0, maximumMalformedListed);
-    const loaded = { encounters: totals.encounters ?? 0, items: totals.items ?? 0, draws: totals.draws ?? 0, labPanels: panels.length };
+    const loaded = {
+      encounters: totals.encounters ?? 0,
+      items: totals.items ?? 0,
+      draws: totals.draws ?? 0,
+      labResults: totals.labResults ?? 0,
+      labPanels: panels.length,
+    };
     const optOuts = {
       consentRefusals: totals.consentRefusals ?? 0,
       newlyOptedOut: totals.newlyOptedOut ?? 0,
@@ -429,6 +442,7 @@ export async function ingestPaths(db: Kysely<Database>, paths: readonly string[]
       encounters: loaded.encounters,
       items: loaded.items,
       draws: loaded.draws,
+      labResults: loaded.labResults,
       labPanels: panels.length,
       skippedLines: read.malformedCount + malformedLater,
       skippedEncounters,

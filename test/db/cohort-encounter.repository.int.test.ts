@@ -40,7 +40,12 @@ function record(key: string, items: Array<Partial<EncounterItemRow> & { itemCode
       clinicianKey: null,
       ...item,
     })),
-    draws: draws.map(([drawKey, analyteCode]) => ({ encounterKey: key, drawKey, analyteCode })),
+    // One row per draw, its analytes sorted, as the conversion makes them.
+    draws: [...new Set(draws.map(([drawKey]) => drawKey))].map((drawKey) => ({
+      encounterKey: key,
+      drawKey,
+      analyteCodes: draws.filter(([other]) => other === drawKey).map(([, analyteCode]) => analyteCode).sort(),
+    })),
   };
 }
 
@@ -58,7 +63,7 @@ describe('cohort encounter repository', () => {
       record('e1', [{ itemCode: 'lab:na' }, { itemCode: 'lab:k' }], [['d1', 'lab:na'], ['d1', 'lab:k']]),
       record('e2', [{ itemCode: 'med:morphine', category: 'treatment', kind: 'medication' }]),
     ];
-    await expect(database.db.transaction().execute((trx) => saveCohortEncounters(trx, first))).resolves.toEqual({ encounters: 2, items: 3, draws: 2 });
+    await expect(database.db.transaction().execute((trx) => saveCohortEncounters(trx, first))).resolves.toEqual({ encounters: 2, items: 3, draws: 1, labResults: 2 });
     const before = await database.db.selectFrom('cohort_encounter').select(['encounter_key', 'ingested_at']).orderBy('encounter_key').execute();
 
     await database.db.transaction().execute((trx) => saveCohortEncounters(trx, first));
@@ -72,8 +77,8 @@ describe('cohort encounter repository', () => {
       { encounter_key: 'e1', item_code: 'lab:na' },
       { encounter_key: 'e2', item_code: 'med:morphine' },
     ]);
-    const draws = await database.db.selectFrom('lab_draw').select(['draw_key']).execute();
-    expect(draws).toEqual([{ draw_key: 'd9' }]);
+    const draws = await database.db.selectFrom('lab_draw').select(['draw_key', 'analyte_codes']).execute();
+    expect(draws).toEqual([{ draw_key: 'd9', analyte_codes: ['lab:na'] }]);
     const e1 = await database.db.selectFrom('cohort_encounter').select(['acuity', 'complaint_concepts']).where('encounter_key', '=', 'e1').executeTakeFirstOrThrow();
     expect(e1).toEqual({ acuity: 1, complaint_concepts: ['chest-pain'] });
     expect(await countCohortEncounters(database.db)).toBe(2);
@@ -82,7 +87,7 @@ describe('cohort encounter repository', () => {
   it('saves in batches larger than one statement', async () => {
     const many = Array.from({ length: 2500 }, (_, index) => record(`bulk-${index}`, [{ itemCode: 'lab:na' }, { itemCode: 'lab:k' }], [['d', 'lab:na'], ['d', 'lab:k']]));
     const saved = await database.db.transaction().execute((trx) => saveCohortEncounters(trx, many));
-    expect(saved).toEqual({ encounters: 2500, items: 5000, draws: 5000 });
+    expect(saved).toEqual({ encounters: 2500, items: 5000, draws: 2500, labResults: 5000 });
     expect(await countCohortEncounters(database.db)).toBe(2502);
   });
 

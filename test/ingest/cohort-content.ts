@@ -10,7 +10,7 @@ const contentColumns = {
     icd10_codes, icd10_categories, history_icd10_codes, start_year, disposition, admitted, ed_los_minutes,
     hospital_los_minutes, returned_72h, returned_30d`,
   encounter_item: sql`encounter_key, item_code, category, kind, display, code_system, code, offset_minutes, clinician_key`,
-  lab_draw: sql`encounter_key, draw_key, analyte_code`,
+  lab_draw: sql`encounter_key, draw_key, analyte_codes`,
   lab_panel: sql`panel_code, display, analyte_codes`,
   lab_panel_member: sql`analyte_code, panel_code`,
 } as const;
