@@ -158,6 +158,8 @@ function runAtSteadyRate(url: string, bodies: string[], rate: number, seconds = 
   const total = Math.round(rate * seconds);
   const latencies: number[] = [];
   const lateness: number[] = [];
+  // BENCH_TIMELINE=1: the p99 and max of each second (by due time) go to stderr, to tell a stall from a steady tail.
+  const bySecond: number[][] = [];
   let non2xx = 0;
   let errors = 0;
   let sent = 0;
@@ -169,6 +171,13 @@ function runAtSteadyRate(url: string, bodies: string[], rate: number, seconds = 
       agent.destroy();
       latencies.sort((a, b) => a - b);
       lateness.sort((a, b) => a - b);
+      if (process.env.BENCH_TIMELINE) {
+        const seconds = bySecond.map((values, second) => {
+          values.sort((a, b) => a - b);
+          return `${second}s ${percentile(values, 99).toFixed(0)}/${Math.round(values.at(-1) ?? 0)}`;
+        });
+        process.stderr.write(`${url} at ${rate}/s, p99/max ms by second: ${seconds.join(', ')}\n`);
+      }
       resolve({
         sendLateP99: percentile(lateness, 99),
         latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.round(latencies.at(-1) ?? 0) },
@@ -186,6 +195,7 @@ function runAtSteadyRate(url: string, bodies: string[], rate: number, seconds = 
           response.on('end', () => {
             if (response.statusCode === undefined || response.statusCode < 200 || response.statusCode >= 300) non2xx += 1;
             latencies.push(performance.now() - due);
+            (bySecond[Math.floor((due - started) / 1000)] ??= []).push(performance.now() - due);
             if (++settled === total) finish();
           });
         },
