@@ -81,6 +81,8 @@ export interface AppDependencies {
   readonly registry?: ServiceRegistry;
   /** How long rules, vocabulary and baseline statistics are reused before they are read again. */
   readonly referenceTtlMs?: number;
+  /** How long start-up waits for the first in-memory snapshot of the aggregates (5 s by default); see SnapshotCohortSource.start. */
+  readonly firstSnapshotWaitMs?: number;
 }
 
 /** Builds the fastify instance with every plugin and route; never listens (server.ts does). */
@@ -123,13 +125,15 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   // The aggregates are held in memory and swapped when their data version moves (polled off the request path), so a
   // hook sums cells without a round trip; the SQL aggregates (then the exact scan) answer what the snapshot cannot.
   const sqlSource = new AggregateCohortSource(readDb);
+  const firstSnapshotWaitMs = dependencies.firstSnapshotWaitMs ?? 5000;
   const snapshotSource = new SnapshotCohortSource(sqlSource, {
     load: () => loadAggregateSnapshot(readDb),
     pollMs: config.aggregatePollMs,
     onError: (error) => app.log.warn({ err: error }, 'could not read the cohort aggregates; hooks use the database until they can'),
     onLoaded: (loaded) => app.log.info(loaded, 'cohort aggregates loaded into memory'),
   });
-  app.addHook('onReady', async () => snapshotSource.start());
+  // Ready once the first snapshot is in, or after a few seconds with the SQL aggregates answering until it is.
+  app.addHook('onReady', async () => snapshotSource.start({ waitAtMostMs: firstSnapshotWaitMs }));
   app.addHook('onClose', async () => snapshotSource.close());
   const cohortSource: CohortSource =
     config.cohortCacheSize > 0 ? new CachedCohortSource(snapshotSource, { maxEntries: config.cohortCacheSize, ttlMs: referenceTtlMs }) : snapshotSource;
