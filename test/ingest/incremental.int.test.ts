@@ -76,7 +76,8 @@ describe('incremental ingest', () => {
 
     // A service over the same database, its caches kept for 300 ms; it must see day 2 without a restart.
     const referenceTtlMs = 300;
-    const app = await buildApp(buildConfig({ loadDemoCohort: false }), { database: daily, referenceTtlMs, now: () => new Date('2026-11-23T12:00:00Z') });
+    const config = buildConfig({ loadDemoCohort: false });
+    const app = await buildApp(config, { database: daily, referenceTtlMs, now: () => new Date('2026-11-23T12:00:00Z') });
     try {
       await app.ready();
       const before = await app.cohortSource.describeBaseline();
@@ -95,7 +96,9 @@ describe('incremental ingest', () => {
         expect({ table, rows: actual[table] }).toEqual({ table, rows: expected[table] });
       }
 
-      await new Promise((resolve) => setTimeout(resolve, referenceTtlMs + 100));
+      // What the service promises: nothing older than its reference TTL, nor than one poll of the aggregates' data
+      // version (an ingest by another process is seen at the next poll; waiting the TTL alone raced the poll).
+      await new Promise((resolve) => setTimeout(resolve, Math.max(referenceTtlMs, config.aggregatePollMs) + 200));
       const refreshed = await app.cohortSource.describeBaseline();
       expect(refreshed).not.toEqual(before);
       expect(refreshed).toEqual(await app.cohortSource.describeBaseline());
