@@ -11,6 +11,7 @@ import * as evaluationOptOuts from './20261123T0009_evaluation_opt_outs.js';
 import * as cohortAggregateIncrements from './20261202T0001_cohort_aggregate_increments.js';
 import * as aggregateTouchedDeletions from './20261202T0002_aggregate_touched_deletions.js';
 import * as labDrawPerSpecimen from './20261202T0003_lab_draw_per_specimen.js';
+import * as icd10DescriptionWords from './20261202T0004_icd10_description_words.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here, never edit old ones. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '20261202T0001_cohort_aggregate_increments': cohortAggregateIncrements,
   '20261202T0002_aggregate_touched_deletions': aggregateTouchedDeletions,
   '20261202T0003_lab_draw_per_specimen': labDrawPerSpecimen,
+  '20261202T0004_icd10_description_words': icd10DescriptionWords,
 };

@@ -89,14 +89,27 @@ async function insertIcd9Mappings(db: Transaction<Database>, file: string): Prom
   return inserted;
 }
 
+/** The words of the loaded descriptions into icd10_description_word (what listIcd10DescriptionWords reads). */
+async function storeDescriptionWords(db: Transaction<Database>): Promise<void> {
+  await sql`delete from icd10_description_word`.execute(db);
+  await sql`
+    insert into icd10_description_word (word)
+    select distinct word from (
+      select regexp_split_to_table(lower(long_description || ' ' || short_description), '[^a-z0-9]+') as word from icd10_code
+    ) as words
+    where word <> '' and word !~ '^[0-9]+$'`.execute(db);
+}
+
 /** Loads the ICD-10-CM codes and the ICD-9→10 GEMs from `directory` into tables that are still empty. */
 export async function loadCodeTables(db: Kysely<Database>, directory: string): Promise<CodeTableLoad> {
-  return db.transaction().execute(async (trx) => ({
-    icd10Codes: (await isEmpty(trx, 'icd10_code')) ? await insertIcd10Codes(trx, path.join(directory, codeTableFiles.icd10)) : 0,
-    icd9ToIcd10Mappings: (await isEmpty(trx, 'icd9_to_icd10'))
+  return db.transaction().execute(async (trx) => {
+    const icd10Codes = (await isEmpty(trx, 'icd10_code')) ? await insertIcd10Codes(trx, path.join(directory, codeTableFiles.icd10)) : 0;
+    if (icd10Codes > 0) await storeDescriptionWords(trx);
+    const icd9ToIcd10Mappings = (await isEmpty(trx, 'icd9_to_icd10'))
       ? await insertIcd9Mappings(trx, path.join(directory, codeTableFiles.icd9ToIcd10))
-      : 0,
-  }));
+      : 0;
+    return { icd10Codes, icd9ToIcd10Mappings };
+  });
 }
 
 /** The whole GEM table as a map, for mapping ICD-9-CM diagnoses at ingest and in hooks. */
@@ -148,14 +161,10 @@ export async function searchIcd10Codes(db: Kysely<Database>, prefixOrText: strin
 
 /**
  * The lower-case words of the ICD-10-CM descriptions: the clinical language a stored chief complaint may keep
- * (src/ingest/fhir-to-cohort.ts, docs/privacy.md). Empty before the code tables are loaded.
+ * (src/ingest/fhir-to-cohort.ts, docs/privacy.md). Split out once when the codes are loaded (numbers left out: a
+ * stored complaint keeps those of up to three digits, whatever the descriptions hold); empty before that.
  */
 export async function listIcd10DescriptionWords(db: Kysely<Database>): Promise<Set<string>> {
-  const result = await sql<{ word: string }>`
-    select distinct word from (
-      select regexp_split_to_table(lower(long_description || ' ' || short_description), '[^a-z0-9]+') as word from icd10_code
-    ) as words
-    where word <> ''`.execute(db);
-  // Numbers are no words: a stored complaint keeps those of up to three digits, whatever the descriptions hold.
-  return new Set(result.rows.map((row) => row.word).filter((word) => !/^[0-9]+$/.test(word)));
+  const rows = await db.selectFrom('icd10_description_word').select('word').execute();
+  return new Set(rows.map((row) => row.word));
 }

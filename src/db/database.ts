@@ -7,6 +7,7 @@ export interface Database {
   complaint_synonym: ComplaintSynonymTable;
   icd10_code: Icd10CodeTable;
   icd9_to_icd10: Icd9ToIcd10Table;
+  icd10_description_word: Icd10DescriptionWordTable;
   cohort_encounter: CohortEncounterTable;
   encounter_item: EncounterItemTable;
   lab_draw: LabDrawTable;
@@ -55,6 +56,11 @@ export interface Icd10CodeTable {
   billable: boolean;
   short_description: string;
   long_description: string;
+}
+
+/** The words of the ICD-10-CM descriptions, numbers left out (filled with icd10_code: loadCodeTables). */
+export interface Icd10DescriptionWordTable {
+  word: string;
 }
 
 export interface Icd9ToIcd10Table {

@@ -9,7 +9,7 @@ import { findApiKeyIdentity } from '../../src/db/api-key.repository.js';
 import { openDatabase } from '../../src/db/connection.js';
 import { demoApiKeyFile, ensureDemoApiKey } from '../../src/db/demo-api-key.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
-import { openTestDatabase } from '../helpers/database.js';
+import { openTestDatabase, seedPgliteDataDirectory } from '../helpers/database.js';
 
 describe('cohort-cds api-key', () => {
   let directory: string;
@@ -18,6 +18,8 @@ describe('cohort-cds api-key', () => {
 
   beforeAll(async () => {
     directory = await mkdtemp(path.join(tmpdir(), 'cohort-api-key-'));
+    // A migrated database, as the CLI's first run leaves it (initdb and the migrations skipped).
+    await seedPgliteDataDirectory(path.join(directory, 'data'), 'migrated');
   });
   afterAll(async () => {
     await rm(directory, { recursive: true, force: true });

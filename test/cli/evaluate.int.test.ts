@@ -8,7 +8,7 @@ import { openDatabase } from '../../src/db/connection.js';
 import { listEvaluationRuns } from '../../src/db/evaluation-run.repository.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { seedDefaultRuleSet } from '../../src/db/rule-set.repository.js';
-import { openTestDatabase } from '../helpers/database.js';
+import { openTestDatabase, seedPgliteDataDirectory } from '../helpers/database.js';
 import { makeSyntheticCohort } from '../evaluate/fixtures.js';
 
 /**
@@ -39,6 +39,8 @@ describe('cohort-cds evaluate', () => {
       const database = await openTestDatabase();
       databaseUrl = database.url;
       closeServerDatabase = database.close;
+    } else {
+      await seedPgliteDataDirectory(path.join(directory, 'data'), 'migrated');
     }
     await withDatabase(async (db) => {
       await migrateToLatest(db);

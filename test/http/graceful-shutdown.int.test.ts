@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { projectRoot } from '../../src/paths.js';
 import { readExampleRequest } from '../helpers/cds-hooks-examples.js';
-import { openTestDatabase } from '../helpers/database.js';
+import { openTestDatabase, seedPgliteDataDirectory } from '../helpers/database.js';
 
 type Json = Record<string, any>;
 
@@ -81,6 +81,8 @@ describe('graceful shutdown of the server process', () => {
     fhir = await startHeldFhirServer();
     dataDirectory = await mkdtemp(path.join(tmpdir(), 'cohort-shutdown-'));
     if (process.env.DATABASE_URL) database = await openTestDatabase();
+    // On PGlite the server's files start migrated with the code tables loaded (initdb and that load are not under test).
+    else await seedPgliteDataDirectory(dataDirectory, 'reference');
   });
 
   afterAll(async () => {

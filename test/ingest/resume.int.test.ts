@@ -17,7 +17,7 @@ import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { ingestPaths } from '../../src/ingest/ingest.js';
 import { projectRoot } from '../../src/paths.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
-import { openTestDatabase } from '../helpers/database.js';
+import { openTestDatabase, seedPgliteDataDirectory } from '../helpers/database.js';
 import { openReferenceDatabase } from '../helpers/test-templates.js';
 import { cohortContent, duplicatedRows } from './cohort-content.js';
 
@@ -97,6 +97,8 @@ describe('an ingest killed midway and run again', () => {
       INGEST_DEBUG: '1',
     };
     const command = ['ingest', mimicDemoDirectory, '--batches', String(batches)];
+    // On PGlite the CLI's files start migrated with the code tables loaded (initdb and that load are not under test).
+    if (!target) await seedPgliteDataDirectory(dataDirectory, 'reference');
 
     const first = runCli(command, env);
     child = first.child;

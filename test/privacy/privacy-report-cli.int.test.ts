@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jes
 import { runCli } from '../../src/cli/program.js';
 import { buildConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/db/connection.js';
+import { seedPgliteDataDirectory } from '../helpers/database.js';
 
 describe('cli privacy-report and reputation', () => {
   let directory: string;
@@ -33,6 +34,8 @@ describe('cli privacy-report and reputation', () => {
 
   beforeAll(async () => {
     directory = await mkdtemp(path.join(tmpdir(), 'privacy-cli-'));
+    // Migrated with the code tables loaded, as a first ingest would leave it (initdb and the migrations skipped).
+    await seedPgliteDataDirectory(path.join(directory, 'data'), 'reference');
     const exportFolder = path.join(directory, 'export');
     await mkdir(exportFolder);
     const lines = (resources: object[]) => `${resources.map((resource) => JSON.stringify(resource)).join('\n')}\n`;
