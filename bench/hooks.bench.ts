@@ -103,11 +103,14 @@ function start(command: string[], env: NodeJS.ProcessEnv): Promise<{ child: Chil
   });
 }
 
-async function peakResidentMegabytes(pid: number): Promise<number> {
+/** A process's resident memory now (VmRSS) or at its highest so far (VmHWM), in MB. */
+async function residentMegabytes(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kilobytes = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const kilobytes = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
   return Math.round(kilobytes / 1024);
 }
+
+const peakResidentMegabytes = (pid: number): Promise<number> => residentMegabytes(pid, 'VmHWM');
 
 function run(url: string, bodies: string[], title: string): Promise<autocannon.Result> {
   let next = 0;
@@ -251,12 +254,16 @@ async function scale(encounters: number): Promise<void> {
     const orderSelectUrl = `${service.url}/cds-services/order-select`;
     const patientViewUrl = `${service.url}/cds-services/patient-view`;
     await run(orderSelectUrl, bodies.orderSelect, 'warm-up').catch(() => undefined);
+    // Where the memory goes: what the started service holds after one run (snapshot, reference data, caches filling)
+    // against what the rest of the runs add.
+    const afterWarmUp = await residentMegabytes(service.child.pid!, 'VmRSS');
     const orderSelect = await run(orderSelectUrl, bodies.orderSelect, 'order-select');
     const patientView = await run(patientViewUrl, bodies.patientView, 'patient-view');
     const ceiling = await run(`${bare.url}/bare`, bodies.orderSelect, 'bare');
     const orderSelectHalf = await runAtSteadyRate(orderSelectUrl, bodies.orderSelect, Math.max(1, Math.round(orderSelect.requests.average / 2)));
     const patientViewHalf = await runAtSteadyRate(patientViewUrl, bodies.patientView, Math.max(1, Math.round(patientView.requests.average / 2)));
     const memory = await peakResidentMegabytes(service.child.pid!);
+    const atEnd = await residentMegabytes(service.child.pid!, 'VmRSS');
     const share = (result: autocannon.Result) => `${((result.requests.average / ceiling.requests.average) * 100).toFixed(1)}%`;
     const row = (name: string, full: autocannon.Result, half: SteadyResult | null) =>
       `| ${name} | ${full.latency.p50} | ${full.latency.p99} | ${full.latency.max} | ${Math.round(full.requests.average)} | ${share(full)} | ${half ? `${half.latency.p50.toFixed(1)} / ${half.latency.p99.toFixed(1)} / ${half.latency.max} (at ${Math.round(half.requests.average)} req/s; driver late p99 ${half.sendLateP99.toFixed(1)})` : '–'} | ${full.non2xx + (half?.non2xx ?? 0) + (half?.errors ?? 0)} |`;
@@ -272,7 +279,8 @@ async function scale(encounters: number): Promise<void> {
         row('POST /cds-services/patient-view', patientView, patientViewHalf),
         row('bare fastify POST', ceiling, null),
         '',
-        `service peak resident memory ${memory} MB`,
+        `service peak resident memory ${memory} MB (resident ${afterWarmUp} MB after the warm-up run, ${atEnd} MB at the end; ` +
+          `COHORT_CACHE_SIZE ${process.env.COHORT_CACHE_SIZE ?? 'default'})`,
         '',
       ].join('\n'),
     );
