@@ -1,13 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { sql, type Kysely } from 'kysely';
-import { cohortCriteriaKey } from '../../src/cohort/cached-source.js';
+import { sql } from 'kysely';
 import { buildCohortLadder } from '../../src/cohort/matching.js';
-import { rulesSchema, type Rules } from '../../src/cohort/rules.js';
-import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics, PatientFacts, Sex } from '../../src/cohort/types.js';
+import { rulesSchema } from '../../src/cohort/rules.js';
+import type { CohortSource, PatientFacts } from '../../src/cohort/types.js';
 import {
   AggregateCohortSource,
   aggregateDimensionsFor,
@@ -15,124 +10,20 @@ import {
   refreshCohortAggregates,
 } from '../../src/db/cohort-aggregate.repository.js';
 import { SqlCohortSource } from '../../src/db/cohort-statistics.repository.js';
-import { AggregateSnapshot } from '../../src/cohort/aggregate-snapshot.js';
 import { SnapshotCohortSource } from '../../src/cohort/snapshot-source.js';
 import { loadAggregateSnapshot } from '../../src/db/aggregate-snapshot.repository.js';
-import type { Database } from '../../src/db/database.js';
 import { deleteEncountersOfPatients } from '../../src/db/opt-out.repository.js';
-import { createKeyHasher } from '../../src/ingest/deidentify.js';
-import { optOutPatient } from '../../src/privacy/opt-out.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
-import { openTestDatabase } from '../helpers/database.js';
-import { writeDemoWithoutPatient } from '../helpers/demo-without-patient.js';
-import { openIngestedDatabase } from '../helpers/test-templates.js';
-
-const hasher = createKeyHasher('test-secret-test-secret-test-secret-0123');
-
-type TestDatabase = Awaited<ReturnType<typeof openTestDatabase>>;
-
-async function openDemo(directory: string): Promise<TestDatabase> {
-  return openIngestedDatabase(directory, 'test-secret-test-secret-test-secret-0123');
-}
-
-/** Every ED visit of the cohort as the patient in front of a clinician: its own facts. */
-async function visitFacts(db: Kysely<Database>): Promise<PatientFacts[]> {
-  const rows = await sql<{ age_years: number; sex: string; complaint_concepts: string[]; icd10_codes: string[]; acuity: number | null }>`
-    select age_years, sex, complaint_concepts, icd10_codes, acuity from cohort_encounter order by encounter_key`.execute(db);
-  return rows.rows.map((row) => ({
-    ageYears: Number(row.age_years),
-    sex: row.sex as Sex,
-    chiefComplaintText: null,
-    complaintConcepts: row.complaint_concepts,
-    icd10Codes: row.icd10_codes,
-    acuity: row.acuity === null ? null : Number(row.acuity),
-    draftOrders: [],
-  }));
-}
-
-/** Every rung of every visit's ladder under these rules, each distinct cohort once. */
-function distinctCriteria(visits: readonly PatientFacts[], rules: Rules): CohortCriteria[] {
-  const byKey = new Map<string, CohortCriteria>();
-  for (const facts of visits) {
-    for (const plan of buildCohortLadder(facts, rules)) byKey.set(cohortCriteriaKey(plan.criteria), plan.criteria);
-  }
-  return [...byKey.values()];
-}
-
-/** Criteria the cells answer: one complaint concept or none, ICD-10 at category level (sites and look-back: built for them). */
-function answerable(criteria: CohortCriteria): boolean {
-  return criteria.otherComplaintConcepts.length === 0 && (criteria.icd10 === null || criteria.icd10.level === 'category');
-}
-
-/** How many of the calls below must go to the exact path: ladders with a rung the cells cannot answer, and such criteria. */
-function expectedExactCalls(visits: readonly PatientFacts[], rules: Rules, criteria: readonly CohortCriteria[]): number {
-  const ladders = visits.filter((facts) => !buildCohortLadder(facts, rules).every((plan) => answerable(plan.criteria))).length;
-  return ladders + criteria.filter((one) => !answerable(one)).length;
-}
-
-/**
- * The exact path over `db`, each answer asked of the database once and then remembered: the suite compares two
- * sources (SQL aggregates, in-memory snapshot) with it, and the exact scan is the slow part (PGlite above all).
- * Only for a database that does not change while it is used.
- */
-function rememberedExact(db: Kysely<Database>): CohortSource {
-  const exact = new SqlCohortSource(db);
-  const counts = new Map<string, Promise<number[]>>();
-  const cohorts = new Map<string, Promise<CohortStatistics>>();
-  let baseline: Promise<BaselineStatistics> | undefined;
-  const remember = <T>(map: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> => {
-    let value = map.get(key);
-    if (!value) map.set(key, (value = load()));
-    return value;
-  };
-  return {
-    countCohorts: (ladder) => remember(counts, ladder.map(cohortCriteriaKey).join('|'), () => exact.countCohorts(ladder)),
-    describeCohort: (one) => remember(cohorts, cohortCriteriaKey(one), () => exact.describeCohort(one)),
-    describeBaseline: () => (baseline ??= exact.describeBaseline()),
-  };
-}
-
-/**
- * The in-memory snapshot of the usable generation gives the exact path's answer for every ladder and cohort it
- * answers; returns how many cohorts it described itself (the others: criteria it cannot answer, or a non-uniform item).
- */
-async function expectSnapshotExact(
-  db: Kysely<Database>,
-  visits: readonly PatientFacts[],
-  rules: Rules,
-  criteria: readonly CohortCriteria[],
-  exact: CohortSource = new SqlCohortSource(db),
-): Promise<number> {
-  const loaded = await loadAggregateSnapshot(db);
-  expect(loaded.data).not.toBeNull();
-  const snapshot = new AggregateSnapshot(loaded.data!);
-  for (const facts of visits) {
-    const ladder = buildCohortLadder(facts, rules).map((plan) => plan.criteria);
-    if (ladder.every((one) => snapshot.answers(one))) expect(snapshot.countCohorts(ladder)).toEqual(await exact.countCohorts(ladder));
-  }
-  let described = 0;
-  for (const one of criteria) {
-    expect(snapshot.answers(one)).toBe(answerable(one));
-    const statistics = snapshot.answers(one) ? snapshot.describeCohort(one) : null;
-    if (statistics === null) continue;
-    expect(statistics).toEqual(await exact.describeCohort(one));
-    described += 1;
-  }
-  expect(snapshot.describeBaseline()).toEqual(await exact.describeBaseline());
-  return described;
-}
-
-const variants: Record<string, Partial<Rules>> = {
-  default: {},
-  'acuity within 1': { acuityMatch: 'within-1' },
-  'acuity exact, sex ignored, age ±5': { acuityMatch: 'exact', matchSex: false, ageWindowYears: 5, widenedAgeWindowYears: 15 },
-  'all categories': { icd10Overlap: 'all' },
-  'jaccard 0.5': { icd10Overlap: 'jaccard', icd10MinJaccard: 0.5 },
-  'jaccard 0.34': { icd10Overlap: 'jaccard', icd10MinJaccard: 0.34 },
-  'any complaint concept': { complaintMatch: 'any' },
-  'full ICD-10 codes': { icd10Level: 'full' },
-  'look back 30 years at one site': { lookbackYears: 30, sites: ['default'] },
-};
+import {
+  distinctCriteria,
+  expectedExactCalls,
+  expectSnapshotExact,
+  firstVariants,
+  openDemo,
+  rememberedExact,
+  visitFacts,
+  type TestDatabase,
+} from './cohort-aggregate-checks.js';
 
 describe('AggregateCohortSource on the real demo', () => {
   let database: TestDatabase;
@@ -158,7 +49,7 @@ describe('AggregateCohortSource on the real demo', () => {
     expect(visits.length).toBeGreaterThan(200);
   });
 
-  for (const [name, overrides] of Object.entries(variants)) {
+  for (const [name, overrides] of firstVariants) {
     it(`gives the exact path's statistics for every visit's cohorts: ${name}`, async () => {
       const rules = rulesSchema.parse(overrides);
       await rebuildCohortAggregates(database.db, aggregateDimensionsFor(rules));
@@ -276,64 +167,5 @@ describe('AggregateCohortSource on the real demo', () => {
     } finally {
       source.close();
     }
-  }, 300000);
-});
-
-describe('AggregateCohortSource after an opt-out', () => {
-  let full: TestDatabase;
-  let without: TestDatabase;
-  let directory: string;
-  let patientId: string;
-
-  beforeAll(async () => {
-    const encounters = gunzipSync(await readFile(path.join(mimicDemoDirectory, 'MimicEncounterED.ndjson.gz')))
-      .toString('utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { subject: { reference: string } });
-    const visitsPerPatient = new Map<string, number>();
-    for (const encounter of encounters) {
-      const id = encounter.subject.reference.split('/')[1]!;
-      visitsPerPatient.set(id, (visitsPerPatient.get(id) ?? 0) + 1);
-    }
-    // The patient with the most ED visits: the most cells to take them out of.
-    patientId = [...visitsPerPatient.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0];
-    directory = await mkdtemp(path.join(tmpdir(), 'aggregate-opt-out-'));
-    await writeDemoWithoutPatient(directory, patientId);
-    full = await openDemo(mimicDemoDirectory);
-    without = await openDemo(directory);
-  }, 300000);
-
-  afterAll(async () => {
-    await full?.close();
-    await without?.close();
-    if (directory) await rm(directory, { recursive: true, force: true });
-  });
-
-  it('answers as a fresh ingest without the patient, from the aggregates', async () => {
-    const rules = rulesSchema.parse({});
-    const visits = await visitFacts(full.db);
-    const removed = await optOutPatient(full.db, { hasher, patientId, source: 'api', actor: 'test' });
-    expect(removed.removed.encounters).toBeGreaterThan(1);
-    const afterOptOut = new AggregateCohortSource(full.db, { generationTtlMs: 0 });
-    const fresh = new AggregateCohortSource(without.db, { generationTtlMs: 0 });
-    const exact = new SqlCohortSource(full.db);
-    const criteria = distinctCriteria(visits, rules);
-    for (const facts of visits) {
-      const ladder = buildCohortLadder(facts, rules).map((plan) => plan.criteria);
-      const counts = await afterOptOut.countCohorts(ladder);
-      expect(counts).toEqual(await fresh.countCohorts(ladder));
-      expect(counts).toEqual(await exact.countCohorts(ladder));
-    }
-    for (const one of criteria) {
-      const statistics = await afterOptOut.describeCohort(one);
-      expect(statistics).toEqual(await fresh.describeCohort(one));
-      expect(statistics).toEqual(await exact.describeCohort(one));
-    }
-    expect(await afterOptOut.describeBaseline()).toEqual(await fresh.describeBaseline());
-    // The fresh ingest answers from its aggregates. After the opt-out the lab panels were derived again without the
-    // patient; where that changed a panel, the folded item counts are no longer the aggregates' and the exact path
-    // answers until the next rebuild (the test below covers the deletion trigger with the panels unchanged).
-    expect(fresh.answered.exact).toBe(expectedExactCalls(visits, rules, criteria));
   }, 300000);
 });
