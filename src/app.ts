@@ -136,7 +136,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   app.addHook('onReady', async () => snapshotSource.start({ waitAtMostMs: firstSnapshotWaitMs }));
   app.addHook('onClose', async () => snapshotSource.close());
   const cohortSource: CohortSource =
-    config.cohortCacheSize > 0 ? new CachedCohortSource(snapshotSource, { maxEntries: config.cohortCacheSize, ttlMs: referenceTtlMs }) : snapshotSource;
+    config.cohortCacheSize > 0
+      ? new CachedCohortSource(snapshotSource, { maxEntries: config.cohortCacheSize, maxItems: config.cohortCacheItems, ttlMs: referenceTtlMs })
+      : snapshotSource;
   // The code tables do not change while the service runs: read them once.
   let icd9Map: Promise<Icd9ToIcd10Map> | undefined;
   const referenceData = new ReadYourWritesReferenceData(async () => {

@@ -13,6 +13,8 @@ describe('loadConfig', () => {
       loadDemoCohort: true,
       fhirFetchTimeoutMs: 2000,
       corsOrigins: '*',
+      cohortCacheSize: 2000,
+      cohortCacheItems: 500_000,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -21,6 +23,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' })).toThrow(
       /PORT:[\s\S]*DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL[\s\S]*LOG_LEVEL/,
     );
+  });
+
+  it('bounds the cohort cache by item counts too, at least one', () => {
+    expect(loadConfig({ COHORT_CACHE_ITEMS: '20000' }).cohortCacheItems).toBe(20000);
+    expect(() => loadConfig({ COHORT_CACHE_ITEMS: '0' })).toThrow(/COHORT_CACHE_ITEMS/);
   });
 
   it('requires the hashing secret in production', () => {

@@ -45,47 +45,99 @@ export function cohortCriteriaKey(criteria: CohortCriteria): string {
 interface Entry<T> {
   readonly value: Promise<T>;
   readonly storedAt: number;
+  /** What the value weighs (`weigh`), counted once it has resolved; 0 until then. */
+  weight: number;
 }
 
-/** A small LRU map with an age limit: recently used keys stay, stale ones are read again. */
+interface LruLimits<T> {
+  readonly maxEntries: number;
+  readonly ttlMs: number;
+  /** With `maxWeight`: the weight of a value (e.g. its item count), so that a few large ones cannot fill memory. */
+  readonly weigh?: (value: T) => number;
+  readonly maxWeight?: number;
+}
+
+/**
+ * A small LRU map with an age limit: recently used keys stay, stale ones are read again. Bounded by entries and,
+ * when given `weigh`, by the total weight of the resolved values: the least recently used go first.
+ */
 class ExpiringLru<T> {
   private readonly entries = new Map<string, Entry<T>>();
+  private totalWeight = 0;
 
   constructor(
-    private readonly maxEntries: number,
-    private readonly ttlMs: number,
+    private readonly limits: LruLimits<T>,
     private readonly now: () => number,
   ) {}
 
   /** `expire` false: the caller knows the data has not changed (a version it tracks), so age does not matter. */
   get(key: string, load: () => Promise<T>, expire = true): Promise<T> {
     const entry = this.entries.get(key);
-    if (entry && (!expire || this.now() - entry.storedAt < this.ttlMs)) {
+    if (entry && (!expire || this.now() - entry.storedAt < this.limits.ttlMs)) {
       // Re-insert to mark it most recently used.
       this.entries.delete(key);
       this.entries.set(key, entry);
       return entry.value;
     }
+    if (entry) this.remove(key, entry);
     const value = load();
+    const stored: Entry<T> = { value, storedAt: this.now(), weight: 0 };
     // A failed load is not remembered: the next call tries again.
-    value.catch(() => this.entries.get(key)?.value === value && this.entries.delete(key));
-    this.entries.set(key, { value, storedAt: this.now() });
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    value.then(
+      (resolved) => {
+        const weigh = this.limits.weigh;
+        if (weigh === undefined || this.entries.get(key) !== stored) return;
+        stored.weight = weigh(resolved);
+        this.totalWeight += stored.weight;
+        this.evict();
+      },
+      () => {
+        if (this.entries.get(key) === stored) this.remove(key, stored);
+      },
+    );
+    this.entries.set(key, stored);
+    this.evict();
     return value;
+  }
+
+  private remove(key: string, entry: Entry<T>): void {
+    this.entries.delete(key);
+    this.totalWeight -= entry.weight;
+  }
+
+  /** Drops the least recently used until both bounds hold (a value heavier than the whole bound is not kept). */
+  private evict(): void {
+    const maxWeight = this.limits.maxWeight ?? Number.POSITIVE_INFINITY;
+    while (this.entries.size > this.limits.maxEntries || this.totalWeight > maxWeight) {
+      const [oldestKey, oldest] = this.entries.entries().next().value!;
+      this.remove(oldestKey, oldest);
+    }
   }
 
   clear(): void {
     this.entries.clear();
+    this.totalWeight = 0;
   }
 
   get size(): number {
     return this.entries.size;
   }
+
+  /** The total weight of the values held (0 without `weigh`). */
+  get weight(): number {
+    return this.totalWeight;
+  }
 }
 
 export interface CachedCohortSourceOptions {
-  /** Most cohorts kept (each holds a few hundred item counts). */
+  /** Most cohorts kept. */
   readonly maxEntries: number;
+  /**
+   * Most item counts kept over all cohorts (default: no bound but `maxEntries`). A cohort's item list grows with the
+   * cohort: a few dozen items in a narrow cohort of the demo, hundreds to thousands in a broad one of a million
+   * encounters; this bounds the memory the cache holds whatever the cohorts' size.
+   */
+  readonly maxItems?: number;
   /**
    * How long an answer is reused; new encounters show up after at most this long, or at `clear()`. Not applied while
    * the source tells its data version without a round trip (`knownVersion`): a new version empties the cache anyway.
@@ -135,9 +187,18 @@ export class CachedCohortSource implements CohortSource {
     const now = options.now ?? Date.now;
     this.now = now;
     this.versionCheckMs = options.versionCheckMs ?? 1000;
-    this.counts = new ExpiringLru(options.maxEntries, options.ttlMs, now);
-    this.cohorts = new ExpiringLru(options.maxEntries, options.ttlMs, now);
-    this.baseline = new ExpiringLru(1, options.ttlMs, now);
+    this.counts = new ExpiringLru({ maxEntries: options.maxEntries, ttlMs: options.ttlMs }, now);
+    this.cohorts = new ExpiringLru<CohortStatistics>(
+      {
+        maxEntries: options.maxEntries,
+        ttlMs: options.ttlMs,
+        // One per cohort besides its items: an empty cohort still holds an entry.
+        weigh: (statistics) => statistics.items.length + 1,
+        ...(options.maxItems === undefined ? {} : { maxWeight: options.maxItems }),
+      },
+      now,
+    );
+    this.baseline = new ExpiringLru({ maxEntries: 1, ttlMs: options.ttlMs }, now);
   }
 
   /** Asks a versioned source for its version at most every `versionCheckMs`, one question at a time. */
@@ -200,5 +261,10 @@ export class CachedCohortSource implements CohortSource {
 
   get cachedCohorts(): number {
     return this.cohorts.size;
+  }
+
+  /** Item counts held over all cached cohorts (one more per cohort): what `maxItems` bounds. */
+  get cachedItems(): number {
+    return this.cohorts.weight;
   }
 }

@@ -68,6 +68,50 @@ describe('CachedCohortSource', () => {
     expect(inner.calls).toBe(1);
   });
 
+  it('keeps at most maxItems item counts over all cohorts, dropping the least recently used, and not a cohort heavier than that', async () => {
+    // Cohorts of 1, 2 and 3 items (plus one each for the entry): a source that tells them apart by the age asked.
+    const itemsFor = (criteria: CohortCriteria) => Array.from({ length: criteria.ageMin! }, (_, index) => ({
+      itemCode: `item-${index}`,
+      category: 'workup' as const,
+      kind: 'lab',
+      display: `Item ${index}`,
+      codeSystem: null,
+      code: null,
+      encounters: 1,
+    }));
+    let calls = 0;
+    const source: CohortSource = {
+      countCohorts: async (list) => list.map(() => 1),
+      describeCohort: async (one) => {
+        calls += 1;
+        return { size: 1, items: itemsFor(one), outcomes: (await countingSource().describeCohort(one)).outcomes };
+      },
+      describeBaseline: async () => ({ size: 0, items: new Map() }),
+    };
+    const cached = new CachedCohortSource(source, { maxEntries: 100, maxItems: 7, ttlMs: 60000 });
+    await cached.describeCohort(criteria(1));
+    await cached.describeCohort(criteria(2));
+    expect(cached.cachedItems).toBe(2 + 3);
+    await cached.describeCohort(criteria(1));
+    // 2 + 3 + 4 > 7: the least recently used (2 items) goes, the one just used (1 item) stays.
+    await cached.describeCohort(criteria(3));
+    expect(cached.cachedCohorts).toBe(2);
+    expect(cached.cachedItems).toBe(2 + 4);
+    calls = 0;
+    await cached.describeCohort(criteria(1));
+    await cached.describeCohort(criteria(3));
+    expect(calls).toBe(0);
+    await cached.describeCohort(criteria(2));
+    expect(calls).toBe(1);
+    // A cohort heavier than the whole bound is answered, not kept, and empties the cache on its way.
+    const heavy = await cached.describeCohort(criteria(9));
+    expect(heavy.items).toHaveLength(9);
+    expect(cached.cachedItems).toBeLessThanOrEqual(7);
+    expect(cached.cachedCohorts).toBe(0);
+    cached.clear();
+    expect(cached.cachedItems).toBe(0);
+  });
+
   it('does not remember a failure', async () => {
     let fail = true;
     const source: CohortSource = {
