@@ -1,15 +1,17 @@
-import { expect } from '@jest/globals';
+import { afterAll, beforeAll, expect } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { AggregateSnapshot } from '../../src/cohort/aggregate-snapshot.js';
 import { cohortCriteriaKey } from '../../src/cohort/cached-source.js';
 import { buildCohortLadder } from '../../src/cohort/matching.js';
-import type { Rules } from '../../src/cohort/rules.js';
+import { rulesSchema, type Rules } from '../../src/cohort/rules.js';
 import type { BaselineStatistics, CohortCriteria, CohortSource, CohortStatistics, PatientFacts, Sex } from '../../src/cohort/types.js';
 import { loadAggregateSnapshot } from '../../src/db/aggregate-snapshot.repository.js';
+import { AggregateCohortSource, aggregateDimensionsFor, rebuildCohortAggregates } from '../../src/db/cohort-aggregate.repository.js';
 import { SqlCohortSource } from '../../src/db/cohort-statistics.repository.js';
 import type { Database } from '../../src/db/database.js';
 import { createKeyHasher } from '../../src/ingest/deidentify.js';
 import { openTestDatabase } from '../helpers/database.js';
+import { mimicDemoDirectory } from '../helpers/app.js';
 import { openIngestedDatabase } from '../helpers/test-templates.js';
 
 /**
@@ -113,6 +115,31 @@ export async function expectSnapshotExact(
   return described;
 }
 
+/**
+ * One rules variant: the aggregates rebuilt for its dimensions give `exact`'s answer for every visit's ladder, every
+ * distinct cohort and the baseline, answer most of them themselves, and the in-memory snapshot answers the same.
+ */
+export async function expectVariantExact(db: Kysely<Database>, visits: readonly PatientFacts[], exact: CohortSource, overrides: Partial<Rules>): Promise<void> {
+  const rules = rulesSchema.parse(overrides);
+  await rebuildCohortAggregates(db, aggregateDimensionsFor(rules));
+  const aggregates = new AggregateCohortSource(db, { generationTtlMs: 0 });
+  const criteria = distinctCriteria(visits, rules);
+  expect(criteria.length).toBeGreaterThan(50);
+  for (const facts of visits) {
+    const ladder = buildCohortLadder(facts, rules).map((plan) => plan.criteria);
+    expect(await aggregates.countCohorts(ladder)).toEqual(await exact.countCohorts(ladder));
+  }
+  for (const one of criteria) {
+    expect(await aggregates.describeCohort(one)).toEqual(await exact.describeCohort(one));
+  }
+  expect(await aggregates.describeBaseline()).toEqual(await exact.describeBaseline());
+  // The aggregates did the work wherever the criteria allow (exact codes and several concepts do not).
+  expect(aggregates.answered.exact).toBe(expectedExactCalls(visits, rules, criteria));
+  expect(aggregates.answered.aggregates).toBeGreaterThan(criteria.length / 2);
+  // The same cells held in memory answer the same.
+  expect(await expectSnapshotExact(db, visits, rules, criteria, exact)).toBeGreaterThan(criteria.length / 2);
+}
+
 export const variants: Record<string, Partial<Rules>> = {
   default: {},
   'acuity within 1': { acuityMatch: 'within-1' },
@@ -128,3 +155,28 @@ export const variants: Record<string, Partial<Rules>> = {
 /** The variants each file checks: the first five in cohort-aggregate.int.test.ts, the others beside the opt-out suite. */
 export const firstVariants = Object.entries(variants).slice(0, 5);
 export const otherVariants = Object.entries(variants).slice(5);
+
+/** What a suite of the demo shares between its tests (filled by its beforeAll). */
+export interface DemoCohort {
+  database: TestDatabase;
+  visits: PatientFacts[];
+  /**
+   * The exact path, each answer asked once: the rules variants rebuild the aggregates only and the encounters stay as
+   * ingested until a test deletes some, so criteria two variants share are one question.
+   */
+  exactAsIngested: CohortSource;
+}
+
+/** Registers the suite's beforeAll/afterAll: a copy of the ingested demo, its visits, the remembered exact path. */
+export function demoCohortForSuite(): DemoCohort {
+  const demo = {} as DemoCohort;
+  beforeAll(async () => {
+    demo.database = await openDemo(mimicDemoDirectory);
+    demo.visits = await visitFacts(demo.database.db);
+    demo.exactAsIngested = rememberedExact(demo.database.db);
+  }, 180000);
+  afterAll(async () => {
+    await demo.database?.close();
+  });
+  return demo;
+}

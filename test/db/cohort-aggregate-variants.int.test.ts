@@ -5,61 +5,29 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { buildCohortLadder } from '../../src/cohort/matching.js';
 import { rulesSchema } from '../../src/cohort/rules.js';
-import type { CohortSource, PatientFacts } from '../../src/cohort/types.js';
-import { AggregateCohortSource, aggregateDimensionsFor, rebuildCohortAggregates } from '../../src/db/cohort-aggregate.repository.js';
+import { AggregateCohortSource } from '../../src/db/cohort-aggregate.repository.js';
 import { SqlCohortSource } from '../../src/db/cohort-statistics.repository.js';
 import { optOutPatient } from '../../src/privacy/opt-out.js';
 import { mimicDemoDirectory } from '../helpers/app.js';
 import { writeDemoWithoutPatient } from '../helpers/demo-without-patient.js';
 import {
+  demoCohortForSuite,
   distinctCriteria,
   expectedExactCalls,
-  expectSnapshotExact,
+  expectVariantExact,
   hasher,
   otherVariants,
   openDemo,
-  rememberedExact,
   visitFacts,
   type TestDatabase,
 } from './cohort-aggregate-checks.js';
 
 describe('AggregateCohortSource on the real demo, more rules variants', () => {
-  let database: TestDatabase;
-  let visits: PatientFacts[];
-  // The variants rebuild the aggregates only: the exact answers are asked once for all of them.
-  let exactAsIngested: CohortSource;
-
-  beforeAll(async () => {
-    database = await openDemo(mimicDemoDirectory);
-    visits = await visitFacts(database.db);
-    exactAsIngested = rememberedExact(database.db);
-  }, 180000);
-
-  afterAll(async () => {
-    await database?.close();
-  });
+  const demo = demoCohortForSuite();
 
   for (const [name, overrides] of otherVariants) {
     it(`gives the exact path's statistics for every visit's cohorts: ${name}`, async () => {
-      const rules = rulesSchema.parse(overrides);
-      await rebuildCohortAggregates(database.db, aggregateDimensionsFor(rules));
-      const aggregates = new AggregateCohortSource(database.db, { generationTtlMs: 0 });
-      const exact = exactAsIngested;
-      const criteria = distinctCriteria(visits, rules);
-      expect(criteria.length).toBeGreaterThan(50);
-      for (const facts of visits) {
-        const ladder = buildCohortLadder(facts, rules).map((plan) => plan.criteria);
-        expect(await aggregates.countCohorts(ladder)).toEqual(await exact.countCohorts(ladder));
-      }
-      for (const one of criteria) {
-        expect(await aggregates.describeCohort(one)).toEqual(await exact.describeCohort(one));
-      }
-      expect(await aggregates.describeBaseline()).toEqual(await exact.describeBaseline());
-      // The aggregates did the work wherever the criteria allow (exact codes and several concepts do not).
-      expect(aggregates.answered.exact).toBe(expectedExactCalls(visits, rules, criteria));
-      expect(aggregates.answered.aggregates).toBeGreaterThan(criteria.length / 2);
-      // The same cells held in memory answer the same.
-      expect(await expectSnapshotExact(database.db, visits, rules, criteria, exact)).toBeGreaterThan(criteria.length / 2);
+      await expectVariantExact(demo.database.db, demo.visits, demo.exactAsIngested, overrides);
     }, 300000);
   }
 });

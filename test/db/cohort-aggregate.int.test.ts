@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { buildCohortLadder } from '../../src/cohort/matching.js';
 import { rulesSchema } from '../../src/cohort/rules.js';
-import type { CohortSource, PatientFacts } from '../../src/cohort/types.js';
 import {
   AggregateCohortSource,
   aggregateDimensionsFor,
@@ -13,128 +12,94 @@ import { SqlCohortSource } from '../../src/db/cohort-statistics.repository.js';
 import { SnapshotCohortSource } from '../../src/cohort/snapshot-source.js';
 import { loadAggregateSnapshot } from '../../src/db/aggregate-snapshot.repository.js';
 import { deleteEncountersOfPatients } from '../../src/db/opt-out.repository.js';
-import { mimicDemoDirectory } from '../helpers/app.js';
 import {
+  demoCohortForSuite,
   distinctCriteria,
   expectedExactCalls,
   expectSnapshotExact,
+  expectVariantExact,
   firstVariants,
-  openDemo,
   rememberedExact,
   visitFacts,
-  type TestDatabase,
 } from './cohort-aggregate-checks.js';
 
 describe('AggregateCohortSource on the real demo', () => {
-  let database: TestDatabase;
-  let visits: PatientFacts[];
-  // The variants below rebuild the aggregates only; the encounters stay as ingested until the deletion test, so the
-  // exact answers are asked once for all of them (criteria two variants share are one question).
-  let exactAsIngested: CohortSource;
-
-  beforeAll(async () => {
-    database = await openDemo(mimicDemoDirectory);
-    visits = await visitFacts(database.db);
-    exactAsIngested = rememberedExact(database.db);
-  }, 180000);
-
-  afterAll(async () => {
-    await database?.close();
-  });
+  const demo = demoCohortForSuite();
 
   it('is built by the ingest', async () => {
     const generations = await sql<{ status: string; encounters: number }>`
-      select status, encounters from cohort_aggregate_generation`.execute(database.db);
-    expect(generations.rows).toEqual([{ status: 'active', encounters: visits.length }]);
-    expect(visits.length).toBeGreaterThan(200);
+      select status, encounters from cohort_aggregate_generation`.execute(demo.database.db);
+    expect(generations.rows).toEqual([{ status: 'active', encounters: demo.visits.length }]);
+    expect(demo.visits.length).toBeGreaterThan(200);
   });
 
   for (const [name, overrides] of firstVariants) {
     it(`gives the exact path's statistics for every visit's cohorts: ${name}`, async () => {
-      const rules = rulesSchema.parse(overrides);
-      await rebuildCohortAggregates(database.db, aggregateDimensionsFor(rules));
-      const aggregates = new AggregateCohortSource(database.db, { generationTtlMs: 0 });
-      const exact = exactAsIngested;
-      const criteria = distinctCriteria(visits, rules);
-      expect(criteria.length).toBeGreaterThan(50);
-      for (const facts of visits) {
-        const ladder = buildCohortLadder(facts, rules).map((plan) => plan.criteria);
-        expect(await aggregates.countCohorts(ladder)).toEqual(await exact.countCohorts(ladder));
-      }
-      for (const one of criteria) {
-        expect(await aggregates.describeCohort(one)).toEqual(await exact.describeCohort(one));
-      }
-      expect(await aggregates.describeBaseline()).toEqual(await exact.describeBaseline());
-      // The aggregates did the work wherever the criteria allow (exact codes and several concepts do not).
-      expect(aggregates.answered.exact).toBe(expectedExactCalls(visits, rules, criteria));
-      expect(aggregates.answered.aggregates).toBeGreaterThan(criteria.length / 2);
-      // The same cells held in memory answer the same.
-      expect(await expectSnapshotExact(database.db, visits, rules, criteria, exact)).toBeGreaterThan(criteria.length / 2);
+      await expectVariantExact(demo.database.db, demo.visits, demo.exactAsIngested, overrides);
     }, 300000);
   }
-
   it('keeps serving the previous generation while a rebuild runs, then the new one', async () => {
     const rules = rulesSchema.parse({});
-    const aggregates = new AggregateCohortSource(database.db, { generationTtlMs: 0 });
-    const exact = new SqlCohortSource(database.db);
-    const ladder = buildCohortLadder(visits[0]!, rules).map((plan) => plan.criteria);
-    const before = await sql<{ generation: number }>`select generation from cohort_aggregate_generation where status = 'active'`.execute(database.db);
-    const rebuild = rebuildCohortAggregates(database.db, aggregateDimensionsFor(rules));
+    const aggregates = new AggregateCohortSource(demo.database.db, { generationTtlMs: 0 });
+    const exact = new SqlCohortSource(demo.database.db);
+    const ladder = buildCohortLadder(demo.visits[0]!, rules).map((plan) => plan.criteria);
+    const before = await sql<{ generation: number }>`select generation from cohort_aggregate_generation where status = 'active'`.execute(demo.database.db);
+    const rebuild = rebuildCohortAggregates(demo.database.db, aggregateDimensionsFor(rules));
     const during = await Promise.all([aggregates.countCohorts(ladder), aggregates.describeCohort(ladder[0]!)]);
     const rebuilt = await rebuild;
     expect(rebuilt.generation).toBeGreaterThan(Number(before.rows[0]!.generation));
     expect(during).toEqual([await exact.countCohorts(ladder), await exact.describeCohort(ladder[0]!)]);
     expect(aggregates.answered).toEqual({ aggregates: 2, exact: 0 });
-    const kept = await sql<{ status: string }>`select status from cohort_aggregate_generation order by generation`.execute(database.db);
+    const kept = await sql<{ status: string }>`select status from cohort_aggregate_generation order by generation`.execute(demo.database.db);
     expect(kept.rows.map((row) => row.status)).toEqual(['retired', 'active']);
   }, 120000);
 
   it('takes a deleted patient out of the aggregates in the deleting transaction', async () => {
     const rules = rulesSchema.parse({});
-    await refreshCohortAggregates(database.db);
+    await refreshCohortAggregates(demo.database.db);
     const patient = await sql<{ patient_key: string }>`
-      select patient_key from cohort_encounter group by patient_key order by count(*) desc, patient_key limit 1`.execute(database.db);
-    const removed = await database.db.transaction().execute((trx) => deleteEncountersOfPatients(trx, [patient.rows[0]!.patient_key]));
+      select patient_key from cohort_encounter group by patient_key order by count(*) desc, patient_key limit 1`.execute(demo.database.db);
+    const removed = await demo.database.db.transaction().execute((trx) => deleteEncountersOfPatients(trx, [patient.rows[0]!.patient_key]));
     expect(removed.encounters).toBeGreaterThan(1);
-    const remaining = await visitFacts(database.db);
-    const aggregates = new AggregateCohortSource(database.db, { generationTtlMs: 0 });
-    const exact = rememberedExact(database.db);
-    const criteria = distinctCriteria(visits, rules);
-    for (const facts of visits) {
+    const remaining = await visitFacts(demo.database.db);
+    const aggregates = new AggregateCohortSource(demo.database.db, { generationTtlMs: 0 });
+    const exact = rememberedExact(demo.database.db);
+    const criteria = distinctCriteria(demo.visits, rules);
+    for (const facts of demo.visits) {
       const ladder = buildCohortLadder(facts, rules).map((plan) => plan.criteria);
       expect(await aggregates.countCohorts(ladder)).toEqual(await exact.countCohorts(ladder));
     }
     for (const one of criteria) expect(await aggregates.describeCohort(one)).toEqual(await exact.describeCohort(one));
     expect(await aggregates.describeBaseline()).toEqual(await exact.describeBaseline());
-    expect(aggregates.answered.exact).toBe(expectedExactCalls(visits, rules, criteria));
-    expect(remaining.length).toBe(visits.length - removed.encounters);
-    expect(await expectSnapshotExact(database.db, visits, rules, criteria, exact)).toBeGreaterThan(criteria.length / 2);
-    visits = remaining;
+    expect(aggregates.answered.exact).toBe(expectedExactCalls(demo.visits, rules, criteria));
+    expect(remaining.length).toBe(demo.visits.length - removed.encounters);
+    expect(await expectSnapshotExact(demo.database.db, demo.visits, rules, criteria, exact)).toBeGreaterThan(criteria.length / 2);
+    demo.visits = remaining;
   }, 300000);
 
   it('falls back to the exact path once an encounter is moved to another cell, until the next rebuild', async () => {
     const rules = rulesSchema.parse({});
-    await refreshCohortAggregates(database.db);
-    const target = visits.find((facts) => facts.complaintConcepts.length > 0)!;
+    await refreshCohortAggregates(demo.database.db);
+    const target = demo.visits.find((facts) => facts.complaintConcepts.length > 0)!;
     const criteria = buildCohortLadder(target, rules).map((plan) => plan.criteria);
     await sql`update cohort_encounter set complaint_concepts = '{}' where encounter_key = (
-      select encounter_key from cohort_encounter where complaint_concepts @> ${sql.val([target.complaintConcepts[0]!])}::text[] order by encounter_key limit 1)`.execute(database.db);
-    const aggregates = new AggregateCohortSource(database.db, { generationTtlMs: 0 });
-    const exact = new SqlCohortSource(database.db);
+      select encounter_key from cohort_encounter where complaint_concepts @> ${sql.val([target.complaintConcepts[0]!])}::text[] order by encounter_key limit 1)`.execute(demo.database.db);
+    const aggregates = new AggregateCohortSource(demo.database.db, { generationTtlMs: 0 });
+    const exact = new SqlCohortSource(demo.database.db);
     expect(await aggregates.countCohorts(criteria)).toEqual(await exact.countCohorts(criteria));
     expect(aggregates.answered).toEqual({ aggregates: 0, exact: 1 });
-    await refreshCohortAggregates(database.db);
+    await refreshCohortAggregates(demo.database.db);
     expect(await aggregates.describeCohort(criteria.at(-1)!)).toEqual(await exact.describeCohort(criteria.at(-1)!));
     expect(aggregates.answered).toEqual({ aggregates: 1, exact: 1 });
   }, 120000);
 
   it('answers from memory, sees a deletion made elsewhere at its next poll, and never serves the old numbers after clear()', async () => {
     const rules = rulesSchema.parse({});
-    const exact = new SqlCohortSource(database.db);
-    const source = new SnapshotCohortSource(new AggregateCohortSource(database.db), { load: () => loadAggregateSnapshot(database.db), pollMs: 60_000 });
+    const exact = new SqlCohortSource(demo.database.db);
+    const source = new SnapshotCohortSource(new AggregateCohortSource(demo.database.db), { load: () => loadAggregateSnapshot(demo.database.db), pollMs: 60_000 });
     await source.start();
     try {
-      const ladders = visits.map((facts) => buildCohortLadder(facts, rules).map((plan) => plan.criteria));
+      const ladders = demo.visits.map((facts) => buildCohortLadder(facts, rules).map((plan) => plan.criteria));
       for (const ladder of ladders) expect(await source.countCohorts(ladder)).toEqual(await exact.countCohorts(ladder));
       expect(source.answered.fallback).toBe(0);
       const versionBefore = source.knownVersion();
@@ -142,8 +107,8 @@ describe('AggregateCohortSource on the real demo', () => {
 
       // A deletion committed elsewhere: the snapshot still holds the old counts until the next poll, then not.
       const patient = await sql<{ patient_key: string }>`
-        select patient_key from cohort_encounter group by patient_key order by count(*) desc, patient_key limit 1`.execute(database.db);
-      const removed = await database.db.transaction().execute((trx) => deleteEncountersOfPatients(trx, [patient.rows[0]!.patient_key]));
+        select patient_key from cohort_encounter group by patient_key order by count(*) desc, patient_key limit 1`.execute(demo.database.db);
+      const removed = await demo.database.db.transaction().execute((trx) => deleteEncountersOfPatients(trx, [patient.rows[0]!.patient_key]));
       expect(removed.encounters).toBeGreaterThan(1);
       const widest = ladders.map((ladder) => ladder.at(-1)!);
       const stale = await source.countCohorts(widest);
