@@ -40,7 +40,7 @@ const environmentSchema = z.object({
   /** Cohorts kept in memory between hooks; 0 turns the cache off. */
   COHORT_CACHE_SIZE: z.coerce.number().int().min(0).max(1_000_000).default(2000),
   /** Item counts kept over all cached cohorts (about 90 bytes of heap each, measured): bounds the cache beside its size. */
-  COHORT_CACHE_ITEMS: z.coerce.number().int().min(1).max(100_000_000).default(500_000),
+  COHORT_CACHE_ITEMS: z.coerce.number().int().min(1).max(100_000_000).default(1_000_000),
   /** How often the in-memory cohort aggregates check for a new ingest or an opt-out (another instance's too). */
   AGGREGATE_POLL_MS: z.coerce.number().int().min(100).max(60000).default(1000),
   /** Comma-separated origins allowed by CORS on the CDS endpoints; `*` allows any. */

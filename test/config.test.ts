@@ -14,7 +14,7 @@ describe('loadConfig', () => {
       fhirFetchTimeoutMs: 2000,
       corsOrigins: '*',
       cohortCacheSize: 2000,
-      cohortCacheItems: 500_000,
+      cohortCacheItems: 1_000_000,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
