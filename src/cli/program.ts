@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.js';
-import { openDatabase, type DatabaseHandle } from '../db/connection.js';
+import { openDatabase, pgliteDirectory, type DatabaseHandle } from '../db/connection.js';
 import { MigrationError, migrateToLatest } from '../db/migrate.js';
 import { createKeyHasher } from '../ingest/deidentify.js';
 import { ingestPaths, type IngestReport } from '../ingest/ingest.js';
@@ -30,7 +30,7 @@ async function withDatabase<T>(config: Config, work: (handle: DatabaseHandle) =>
 }
 
 function describeDatabase(config: Config): string {
-  if (!config.databaseUrl) return `PGlite in ${path.resolve(config.dataDirectory, 'pglite')}`;
+  if (!config.databaseUrl) return `PGlite in ${pgliteDirectory(config.dataDirectory)}`;
   const url = new URL(config.databaseUrl);
   url.password = url.password ? '***' : '';
   return url.toString();

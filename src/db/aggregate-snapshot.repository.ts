@@ -43,9 +43,9 @@ function histograms(rows: readonly { cell: string; key: number; count: number }[
 
 /**
  * Cells whose items and stays are read by one query. Small enough that one range's rows (as objects) die young: with
- * 2,000 cells a range of the 1M cohort was about 330,000 rows, which outlived the young generation and left ~220 MB
- * of garbage in the old one after the load (heap used 294 MB, 74 MB of it live, resident 404 MB with the service
- * idle; measured 2026-12-02). 250 cells are about 40,000 rows (a few MB) and 54 queries at 1M.
+ * 2,000 cells a range of the 1M cohort was about 330,000 rows (its 2.2M counts over 7 ranges), which outlived the
+ * young generation and left ~220 MB of garbage in the old one after the load (heap used 294 MB, 74 MB of it live,
+ * resident 404 MB with the service idle; measured 2026-12-02). 250 cells are about 40,000 rows and 54 ranges at 1M.
  */
 const cellsPerRead = 250;
 

@@ -67,6 +67,11 @@ export function createPostgresPool(
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number.parseInt(value, 10));
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number.parseFloat(value));
 
+/** Where the embedded PGlite keeps its files under DATA_DIR. */
+export function pgliteDirectory(dataDirectory: string): string {
+  return path.resolve(dataDirectory, 'pglite');
+}
+
 /** Opens PostgreSQL through `pg` when a URL is given, else the embedded PGlite. */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
@@ -103,7 +108,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   if (options.dataDirectory === 'memory') {
     pglite = new PGlite();
   } else {
-    const directory = path.resolve(options.dataDirectory, 'pglite');
+    const directory = pgliteDirectory(options.dataDirectory);
     await mkdir(directory, { recursive: true });
     pglite = new PGlite(directory);
   }

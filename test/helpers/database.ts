@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
-import { openDatabase, type DatabaseHandle } from '../../src/db/connection.js';
+import { openDatabase, pgliteDirectory, type DatabaseHandle } from '../../src/db/connection.js';
 import type { Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { primaryOnlyReadDatabase } from '../../src/db/read-replica.js';
@@ -131,17 +130,16 @@ export async function openTemplateCopy(template: TestTemplate): Promise<TestData
 /**
  * Fills `dataDirectory` (a folder as DATA_DIR names it, with nothing in it yet) with the PGlite files of the prepared
  * state `template`, for suites that run the CLI or the server on PGlite files as `npm start` keeps them: the CLI then
- * starts from that state instead of running initdb and the migrations (about 8 s of CPU each time). Returns false,
- * leaving the folder alone, when the jest run prepared no PGlite templates.
+ * starts from that state instead of running initdb and the migrations (about 8 s of CPU each time). Leaves the folder
+ * alone when the jest run prepared no PGlite templates (the CLI then builds the database itself).
  */
-export async function seedPgliteDataDirectory(dataDirectory: string, template: TestTemplate): Promise<boolean> {
+export async function seedPgliteDataDirectory(dataDirectory: string, template: TestTemplate): Promise<void> {
   const templates = preparedTemplates();
-  if (!templates || templates.postgresPrefix) return false;
+  if (!templates || templates.postgresPrefix) return;
   await mkdir(dataDirectory, { recursive: true });
-  const pglite = new PGlite({ dataDir: path.resolve(dataDirectory, 'pglite'), loadDataDir: await readDump(pgliteDumpFile(templates.directory, template)) });
+  const pglite = new PGlite({ dataDir: pgliteDirectory(dataDirectory), loadDataDir: await readDump(pgliteDumpFile(templates.directory, template)) });
   await pglite.waitReady;
   await pglite.close();
-  return true;
 }
 
 /**
