@@ -280,7 +280,7 @@ async function scale(encounters: number): Promise<void> {
         row('bare fastify POST', ceiling, null),
         '',
         `service peak resident memory ${memory} MB (resident ${afterWarmUp} MB after the warm-up run, ${atEnd} MB at the end; ` +
-          `COHORT_CACHE_SIZE ${process.env.COHORT_CACHE_SIZE ?? 'default'})`,
+          `COHORT_CACHE_SIZE ${process.env.COHORT_CACHE_SIZE ?? 'default'}, COHORT_CACHE_ITEMS ${process.env.COHORT_CACHE_ITEMS ?? 'default'})`,
         '',
       ].join('\n'),
     );

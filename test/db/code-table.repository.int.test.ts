@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Migrator, type Kysely } from 'kysely';
-import { migrations } from '../../migrations/index.js';
+import type { Kysely } from 'kysely';
 import { listIcd10DescriptionWords, loadCodeTables, loadIcd9ToIcd10Map, searchIcd10Codes } from '../../src/db/code-table.repository.js';
 import type { Database } from '../../src/db/database.js';
+import { createMigrator } from '../../src/db/migrate.js';
 import { icd10CodesFromCodings } from '../../src/fhir/icd.js';
 import { codeTablesDirectory } from '../../src/paths.js';
 import { openTestDatabase } from '../helpers/database.js';
@@ -70,7 +70,7 @@ describe('migration 20261202T0004 (ICD-10 description words)', () => {
   it('fills the word table from codes loaded before it, and goes down cleanly', async () => {
     const database = await openReferenceDatabase();
     try {
-      const migrator = new Migrator({ db: database.db, provider: { getMigrations: async () => migrations }, allowUnorderedMigrations: true });
+      const migrator = createMigrator(database.db);
       const expected = await wordsOfDescriptions(database.db);
       expect(expected.length).toBeGreaterThan(5000);
       const down = await migrator.migrateTo('20261202T0003_lab_draw_per_specimen');
