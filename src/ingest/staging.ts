@@ -10,7 +10,7 @@
  * The staging folder holds source identifiers and dates: it is removed when the ingest finishes.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, writevSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { gunzipSync, constants as zlibConstants } from 'node:zlib';
 import path from 'node:path';
@@ -100,7 +100,7 @@ interface Manifest {
 // 2: Consent refusals are staged with their patient. 3: lines staged with file and line, most of them unparsed.
 const manifestFormat = 3;
 const manifestName = 'manifest.json';
-const medicationFileName = 'medications.ndjson';
+export const medicationFileName = 'medications.ndjson';
 export const maximumMalformedListed = 1000;
 const defaultCheckpointLines = 250_000;
 const progressEveryResources = 5000;
@@ -392,14 +392,41 @@ function addResource(resources: MutablePatientResources, resource: ResourceLike)
   }
 }
 
-/** Calls `each` for every line of a staged file, without splitting the whole file into an array. */
+/** Bytes read from a staged file at a time; a line longer than this grows the buffer. */
+const stagedReadBytes = 1 << 20;
+
+/**
+ * Calls `each` for every line of a staged file, reading it through one buffer: neither the file nor a string of
+ * it is ever held whole. Each line is decoded on its own, so its string is small and dies young (a batch read as
+ * one string was a fresh 16 MB allocation each time, and its slices kept it alive until the batch was parsed).
+ */
 function forEachStagedLine(file: string, each: (line: string) => void): void {
   if (!existsSync(file)) return;
-  const text = readFileSync(file, 'utf8');
-  let start = 0;
-  for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
-    if (end > start) each(text.slice(start, end));
-    start = end + 1;
+  const descriptor = openSync(file, 'r');
+  try {
+    let buffer = Buffer.allocUnsafe(stagedReadBytes);
+    // Bytes [0, kept) of the buffer are the start of a line that goes on in the next read.
+    let kept = 0;
+    for (;;) {
+      if (kept === buffer.length) buffer = Buffer.concat([buffer, Buffer.allocUnsafe(buffer.length)]);
+      const read = readSync(descriptor, buffer, kept, buffer.length - kept, null);
+      const end = kept + read;
+      const filled = buffer.subarray(0, end);
+      let start = 0;
+      for (let newline = filled.indexOf(10, kept); newline !== -1; newline = filled.indexOf(10, start)) {
+        if (newline > start) each(filled.toString('utf8', start, newline));
+        start = newline + 1;
+      }
+      if (read === 0) {
+        // A last line without its newline.
+        if (end > start) each(buffer.toString('utf8', start, end));
+        return;
+      }
+      buffer.copy(buffer, 0, start, end);
+      kept = end - start;
+    }
+  } finally {
+    closeSync(descriptor);
   }
 }
 
