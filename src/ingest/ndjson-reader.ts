@@ -128,7 +128,8 @@ export interface NdjsonScan {
   readonly error?: Error;
 }
 
-const newline = 0x0a;
+/** The byte that ends an NDJSON line. */
+export const newline = 0x0a;
 
 /**
  * Hands the bytes of a plain or gzip NDJSON file to `onChunk`, a chunk of whole lines at a time and in order,

@@ -27,7 +27,7 @@ import type {
 } from '@medplum/fhirtypes';
 import type { StagedChunk } from './batch-work.js';
 import { reduceForConversion, type PatientResources, type ResourceLike } from './fhir-to-cohort.js';
-import { isGzip, parseResourceLine, scanNdjsonFile, type MalformedLine } from './ndjson-reader.js';
+import { isGzip, newline, parseResourceLine, scanNdjsonFile, type MalformedLine } from './ndjson-reader.js';
 
 /** One input file as it was when the ingest started; a changed file makes a new ingest, not a resumed one. */
 export interface InputFile {
@@ -397,8 +397,8 @@ const stagedReadBytes = 1 << 20;
 
 /**
  * Calls `each` for every line of a staged file, reading it through one buffer: neither the file nor a string of
- * it is ever held whole. Each line is decoded on its own, so its string is small and dies young (a batch read as
- * one string was a fresh 16 MB allocation each time, and its slices kept it alive until the batch was parsed).
+ * it is ever held whole. Each line is decoded on its own, so its string is small and dies young. Synchronous, as
+ * a worker's conversion is; staged files are plain UTF-8 without a byte-order mark (scanNdjsonFile reads input).
  */
 function forEachStagedLine(file: string, each: (line: string) => void): void {
   if (!existsSync(file)) return;
@@ -413,13 +413,13 @@ function forEachStagedLine(file: string, each: (line: string) => void): void {
       const end = kept + read;
       const filled = buffer.subarray(0, end);
       let start = 0;
-      for (let newline = filled.indexOf(10, kept); newline !== -1; newline = filled.indexOf(10, start)) {
-        if (newline > start) each(filled.toString('utf8', start, newline));
-        start = newline + 1;
+      for (let at = filled.indexOf(newline, kept); at !== -1; at = filled.indexOf(newline, start)) {
+        if (at > start) each(filled.toString('utf8', start, at));
+        start = at + 1;
       }
       if (read === 0) {
         // A last line without its newline.
-        if (end > start) each(buffer.toString('utf8', start, end));
+        if (end > start) each(filled.toString('utf8', start, end));
         return;
       }
       buffer.copy(buffer, 0, start, end);
