@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** RFC 9562 name-based uuid (version 5, SHA-1): the same names always give the same uuid. */
 export function uuidV5(namespace: string, name: string): string {
@@ -12,10 +12,11 @@ function namespaceBytesOf(namespace: string): Buffer {
 }
 
 function uuidV5FromBytes(namespaceBytes: Buffer, name: string): string {
-  const hash = createHash('sha1').update(namespaceBytes).update(name, 'utf8').digest();
-  hash[6] = (hash[6]! & 0x0f) | 0x50;
-  hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.toString('hex', 0, 16);
+  // The one-shot hash: a hook derives a uuid per card and per suggestion, and createHash's object cost more than the hashing.
+  const digest = hash('sha1', Buffer.concat([namespaceBytes, Buffer.from(name, 'utf8')]), 'buffer');
+  digest[6] = (digest[6]! & 0x0f) | 0x50;
+  digest[8] = (digest[8]! & 0x3f) | 0x80;
+  const hex = digest.toString('hex', 0, 16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
