@@ -6,7 +6,8 @@
  * `npm run bench -- --encounters N [--seed S] [--data DIR]`: the same against a synthesized cohort of N encounters
  * loaded into PostgreSQL (DATABASE_URL names the server; the cohort gets a database of its own, reused by later
  * runs), with order-select and patient-view for a random sample of at least 10,000 of its patients, at full speed
- * and again at a steady half of the peak rate.
+ * (taking turns with the bare endpoint in BENCH_ROUNDS rounds, 3 by default: measureInTurns) and again at a steady
+ * half of the peak rate.
  *
  * Why the half-rate run is not autocannon's `overallRate`: autocannon paces a connection by letting it send as fast as
  * it can until it has made its share of the second's requests, then pausing it until the next second, so every second
@@ -31,6 +32,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const demo = path.join(root, 'demo-data/mimic-iv-ed-demo-fhir');
 const durationSeconds = Number(process.env.BENCH_SECONDS ?? 15);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
+/** Node options for the service alone (BENCH_SERVICE_NODE_ARGS, e.g. `--cpu-prof --max-semi-space-size=32`): not the driver's, not the bare endpoint's. */
+const serviceNodeArguments = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+/** The scale run's full-speed measurements take turns in this many rounds (measureInTurns). */
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 
 type Json = Record<string, any>;
 
@@ -112,7 +117,8 @@ async function residentMegabytes(pid: number, field: 'VmRSS' | 'VmHWM'): Promise
 
 const peakResidentMegabytes = (pid: number): Promise<number> => residentMegabytes(pid, 'VmHWM');
 
-function run(url: string, bodies: string[], title: string): Promise<autocannon.Result> {
+/** Fires `bodies` in turn as fast as `connections` connections allow; each response time (ms) goes to `samples` when given. */
+function run(url: string, bodies: string[], title: string, seconds = durationSeconds, samples?: number[]): Promise<autocannon.Result> {
   let next = 0;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
@@ -121,7 +127,7 @@ function run(url: string, bodies: string[], title: string): Promise<autocannon.R
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         connections,
-        duration: durationSeconds,
+        duration: seconds,
         title,
         requests: [
           {
@@ -131,7 +137,49 @@ function run(url: string, bodies: string[], title: string): Promise<autocannon.R
       },
       (error, result) => (error ? reject(error) : resolve(result)),
     );
-    void instance;
+    if (samples) instance.on('response', (_client: unknown, _status: number, _bytes: number, time: number) => samples.push(time));
+  });
+}
+
+/** One endpoint at full speed over every round: latencies of all its responses, and its rate in each round. */
+interface PeakResult {
+  readonly latency: { readonly p50: number; readonly p99: number; readonly max: number };
+  /** Responses per second over all rounds. */
+  readonly rate: number;
+  readonly roundRates: readonly number[];
+  readonly non2xx: number;
+  readonly errors: number;
+}
+
+/**
+ * The endpoints at full speed, taking turns: `rounds` rounds, each running every endpoint for its share of
+ * `durationSeconds`. The machine's speed drifts by a quarter and more over minutes (a shared 2-core VM), so
+ * endpoints measured one after another in single long runs compare the moments as much as the endpoints; taking
+ * turns puts each endpoint in every stretch of the run, and the ratio of two rates is taken over the same rounds.
+ */
+async function measureInTurns(endpoints: ReadonlyArray<{ readonly url: string; readonly bodies: string[]; readonly title: string }>, rounds: number): Promise<PeakResult[]> {
+  const seconds = Math.max(1, Math.round(durationSeconds / rounds));
+  const collected = endpoints.map(() => ({ samples: [] as number[], seconds: 0, roundRates: [] as number[], non2xx: 0, errors: 0 }));
+  for (let round = 0; round < rounds; round += 1) {
+    for (const [index, endpoint] of endpoints.entries()) {
+      const into = collected[index]!;
+      const before = into.samples.length;
+      const result = await run(endpoint.url, endpoint.bodies, `${endpoint.title} (round ${round + 1})`, seconds, into.samples);
+      into.seconds += result.duration;
+      into.roundRates.push((into.samples.length - before) / result.duration);
+      into.non2xx += result.non2xx;
+      into.errors += result.errors;
+    }
+  }
+  return collected.map(({ samples, seconds: total, roundRates, non2xx, errors }) => {
+    samples.sort((a, b) => a - b);
+    return {
+      latency: { p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples.at(-1) ?? 0 },
+      rate: samples.length / total,
+      roundRates,
+      non2xx,
+      errors,
+    };
   });
 }
 
@@ -240,7 +288,7 @@ async function scale(encounters: number): Promise<void> {
   const directory = await synthesizedDirectory(root, encounters, seed, argument('data'));
   const { url: databaseUrl, ingestSeconds } = await loadedDatabase(root, serverUrl, `cohort_bench_${encounters}_seed${seed}`, directory);
   const bodies = await buildHookBodies(directory, sampleSize, seed);
-  const service = await start([path.join(root, 'dist/src/server.js')], {
+  const service = await start([...serviceNodeArguments, path.join(root, 'dist/src/server.js')], {
     ...process.env,
     DATABASE_URL: databaseUrl,
     PORT: '0',
@@ -257,20 +305,30 @@ async function scale(encounters: number): Promise<void> {
     // Where the memory goes: what the started service holds after one run (snapshot, reference data, caches filling)
     // against what the rest of the runs add.
     const afterWarmUp = await residentMegabytes(service.child.pid!, 'VmRSS');
-    const orderSelect = await run(orderSelectUrl, bodies.orderSelect, 'order-select');
-    const patientView = await run(patientViewUrl, bodies.patientView, 'patient-view');
-    const ceiling = await run(`${bare.url}/bare`, bodies.orderSelect, 'bare');
-    const orderSelectHalf = await runAtSteadyRate(orderSelectUrl, bodies.orderSelect, Math.max(1, Math.round(orderSelect.requests.average / 2)));
-    const patientViewHalf = await runAtSteadyRate(patientViewUrl, bodies.patientView, Math.max(1, Math.round(patientView.requests.average / 2)));
+    const [orderSelect, patientView, ceiling] = await measureInTurns(
+      [
+        { url: orderSelectUrl, bodies: bodies.orderSelect, title: 'order-select' },
+        { url: patientViewUrl, bodies: bodies.patientView, title: 'patient-view' },
+        { url: `${bare.url}/bare`, bodies: bodies.orderSelect, title: 'bare' },
+      ],
+      rounds,
+    ) as [PeakResult, PeakResult, PeakResult];
+    const orderSelectHalf = await runAtSteadyRate(orderSelectUrl, bodies.orderSelect, Math.max(1, Math.round(orderSelect.rate / 2)));
+    const patientViewHalf = await runAtSteadyRate(patientViewUrl, bodies.patientView, Math.max(1, Math.round(patientView.rate / 2)));
     const memory = await peakResidentMegabytes(service.child.pid!);
     const atEnd = await residentMegabytes(service.child.pid!, 'VmRSS');
-    const share = (result: autocannon.Result) => `${((result.requests.average / ceiling.requests.average) * 100).toFixed(1)}%`;
-    const row = (name: string, full: autocannon.Result, half: SteadyResult | null) =>
-      `| ${name} | ${full.latency.p50} | ${full.latency.p99} | ${full.latency.max} | ${Math.round(full.requests.average)} | ${share(full)} | ${half ? `${half.latency.p50.toFixed(1)} / ${half.latency.p99.toFixed(1)} / ${half.latency.max} (at ${Math.round(half.requests.average)} req/s; driver late p99 ${half.sendLateP99.toFixed(1)})` : '–'} | ${full.non2xx + (half?.non2xx ?? 0) + (half?.errors ?? 0)} |`;
+    // Over all rounds, and the lowest and highest of the rounds' own ratios (each against the bare run of its round).
+    const share = (result: PeakResult) => {
+      const byRound = result.roundRates.map((rate, round) => (rate / ceiling.roundRates[round]!) * 100);
+      return `${((result.rate / ceiling.rate) * 100).toFixed(1)}% (rounds ${Math.min(...byRound).toFixed(1)}–${Math.max(...byRound).toFixed(1)}%)`;
+    };
+    const row = (name: string, full: PeakResult, half: SteadyResult | null) =>
+      `| ${name} | ${full.latency.p50.toFixed(1)} | ${full.latency.p99.toFixed(1)} | ${Math.round(full.latency.max)} | ${Math.round(full.rate)} | ${share(full)} | ${half ? `${half.latency.p50.toFixed(1)} / ${half.latency.p99.toFixed(1)} / ${half.latency.max} (at ${Math.round(half.requests.average)} req/s; driver late p99 ${half.sendLateP99.toFixed(1)})` : '–'} | ${full.non2xx + full.errors + (half?.non2xx ?? 0) + (half?.errors ?? 0)} |`;
     process.stdout.write(
       [
         `Cohort CDS scale benchmark — ${new Date().toISOString()} — PostgreSQL, ${encounters} synthesized encounters (seed ${seed}, ${directory}), ` +
-          `${bodies.orderSelect.length} distinct patients sampled from ${bodies.edVisits} ED visits, ${connections} connections, ${durationSeconds} s each`,
+          `${bodies.orderSelect.length} distinct patients sampled from ${bodies.edVisits} ED visits, ${connections} connections, ` +
+          `${durationSeconds} s each at full speed (in ${rounds} rounds taking turns) and at half rate`,
         ingestSeconds === null ? 'database reused from an earlier run' : `ingest: ${ingestSeconds.toFixed(0)} s`,
         '',
         '| endpoint | p50 ms | p99 ms | max ms | req/s | of bare | p50 / p99 / max ms at a steady half of the peak rate | non-2xx |',
@@ -284,7 +342,7 @@ async function scale(encounters: number): Promise<void> {
         '',
       ].join('\n'),
     );
-    const failed = [orderSelect, patientView, orderSelectHalf, patientViewHalf].some((result) => result.errors + result.non2xx > 0);
+    const failed = [orderSelect, patientView, ceiling, orderSelectHalf, patientViewHalf].some((result) => result.errors + result.non2xx > 0);
     if (failed) process.exitCode = 1;
   } finally {
     service.child.kill('SIGTERM');
@@ -301,7 +359,7 @@ async function main(): Promise<void> {
   const bodies = await buildRequests();
   const dataDirectory = await mkdtemp(path.join(tmpdir(), 'cohort-bench-'));
   const started = Date.now();
-  const service = await start([path.join(root, 'dist/src/server.js')], {
+  const service = await start([...serviceNodeArguments, path.join(root, 'dist/src/server.js')], {
     ...process.env,
     PORT: '0',
     HOST: '127.0.0.1',
