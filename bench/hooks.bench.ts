@@ -157,7 +157,7 @@ interface PeakResult {
  * endpoints measured one after another in single long runs compare the moments as much as the endpoints; taking
  * turns puts each endpoint in every stretch of the run, and the ratio of two rates is taken over the same rounds.
  */
-async function measureInTurns(endpoints: ReadonlyArray<{ readonly url: string; readonly bodies: string[]; readonly title: string }>, rounds: number): Promise<PeakResult[]> {
+async function measureInTurns(endpoints: ReadonlyArray<{ readonly url: string; readonly bodies: string[]; readonly title: string }>): Promise<PeakResult[]> {
   const seconds = Math.max(1, Math.round(durationSeconds / rounds));
   const collected = endpoints.map(() => ({ samples: [] as number[], seconds: 0, roundRates: [] as number[], non2xx: 0, errors: 0 }));
   for (let round = 0; round < rounds; round += 1) {
@@ -305,14 +305,11 @@ async function scale(encounters: number): Promise<void> {
     // Where the memory goes: what the started service holds after one run (snapshot, reference data, caches filling)
     // against what the rest of the runs add.
     const afterWarmUp = await residentMegabytes(service.child.pid!, 'VmRSS');
-    const [orderSelect, patientView, ceiling] = await measureInTurns(
-      [
-        { url: orderSelectUrl, bodies: bodies.orderSelect, title: 'order-select' },
-        { url: patientViewUrl, bodies: bodies.patientView, title: 'patient-view' },
-        { url: `${bare.url}/bare`, bodies: bodies.orderSelect, title: 'bare' },
-      ],
-      rounds,
-    ) as [PeakResult, PeakResult, PeakResult];
+    const [orderSelect, patientView, ceiling] = await measureInTurns([
+      { url: orderSelectUrl, bodies: bodies.orderSelect, title: 'order-select' },
+      { url: patientViewUrl, bodies: bodies.patientView, title: 'patient-view' },
+      { url: `${bare.url}/bare`, bodies: bodies.orderSelect, title: 'bare' },
+    ]) as [PeakResult, PeakResult, PeakResult];
     const orderSelectHalf = await runAtSteadyRate(orderSelectUrl, bodies.orderSelect, Math.max(1, Math.round(orderSelect.rate / 2)));
     const patientViewHalf = await runAtSteadyRate(patientViewUrl, bodies.patientView, Math.max(1, Math.round(patientView.rate / 2)));
     const memory = await peakResidentMegabytes(service.child.pid!);

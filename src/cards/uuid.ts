@@ -12,7 +12,6 @@ function namespaceBytesOf(namespace: string): Buffer {
 }
 
 function uuidV5FromBytes(namespaceBytes: Buffer, name: string): string {
-  // The one-shot hash: a hook derives a uuid per card and per suggestion, and createHash's object cost more than the hashing.
   const digest = hash('sha1', Buffer.concat([namespaceBytes, Buffer.from(name, 'utf8')]), 'buffer');
   digest[6] = (digest[6]! & 0x0f) | 0x50;
   digest[8] = (digest[8]! & 0x3f) | 0x80;

@@ -29,7 +29,7 @@ export interface ExplanationLinks {
  */
 export const explanationLinkReuseMs = 60_000;
 /** Links remembered for reuse (a few hundred bytes each); the oldest go first. */
-const maximumRememberedLinks = 4096;
+export const maximumRememberedLinks = 4096;
 
 /** A plan as JSON, once per plan object (the cards of one call share it; a plan is never changed). */
 const planTexts = new WeakMap<CohortPlan, string>();
@@ -54,6 +54,11 @@ export function createExplanationLinks(options: {
     codec,
     ephemeralSecret: options.secret === undefined,
     link(subject) {
+      const key = `${subject.serviceId}\u0000${subject.kind}\u0000${subject.rulesVersion}\u0000${planText(subject.plan)}`;
+      const now = options.now().getTime();
+      const known = remembered.get(key);
+      // Within its window; a clock that went back would otherwise hand out a link that outlives the TTL.
+      if (known !== undefined && now < known.reuseUntil && now >= known.reuseUntil - explanationLinkReuseMs) return known.link;
       const payload: ExplanationPayload = {
         serviceId: subject.serviceId,
         kind: subject.kind,
@@ -61,10 +66,6 @@ export function createExplanationLinks(options: {
         criteria: subject.plan.criteria,
         relaxation: subject.plan.relaxation,
       };
-      const key = `${subject.serviceId}\u0000${subject.kind}\u0000${subject.rulesVersion}\u0000${planText(subject.plan)}`;
-      const now = options.now().getTime();
-      const known = remembered.get(key);
-      if (known !== undefined && now < known.reuseUntil && now >= known.reuseUntil - explanationLinkReuseMs) return known.link;
       const token = codec.sign(payload, new Date(now + options.ttlMs));
       const link: Link = { label: 'How this cohort was chosen', url: `${base}/explain/${token}`, type: 'absolute' };
       remembered.delete(key);

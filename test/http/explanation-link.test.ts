@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { CohortPlan } from '../../src/cohort/matching.js';
-import { createExplanationLinks, explanationLinkReuseMs } from '../../src/http/explanation-link.js';
+import { createExplanationLinks, explanationLinkReuseMs, maximumRememberedLinks } from '../../src/http/explanation-link.js';
 
 const ttlMs = 7 * 24 * 3600_000;
 
@@ -55,6 +55,18 @@ describe('explanation links', () => {
     const later = links.link(subject(50));
     expect(later.url).not.toBe(first.url);
     expect(expiryOf(later.url)).toBe(Math.floor((clock + ttlMs) / 1000) * 1000);
+  });
+
+  it('remembers a bounded number of links: the oldest is signed afresh once more cohorts came after it', () => {
+    const bounded = createExplanationLinks({ secret: 'a secret for this test only', baseUrl: 'https://cds.example.org', ttlMs, now: () => new Date(clock) });
+    clock = start;
+    const oldest = bounded.link(subject(1000));
+    for (let age = 2000; age < 2000 + maximumRememberedLinks; age += 1) bounded.link(subject(age));
+    const newest = bounded.link(subject(2000 + maximumRememberedLinks));
+    // One second later, inside the reuse window: a remembered link comes back as it was, a forgotten one is signed again.
+    clock = start + 1000;
+    expect(bounded.link(subject(2000 + maximumRememberedLinks)).url).toBe(newest.url);
+    expect(bounded.link(subject(1000)).url).not.toBe(oldest.url);
   });
 
   it('never reuses a link that would outlive the TTL when the clock went back', () => {
