@@ -19,4 +19,4 @@ COPY cds-hooks ./cds-hooks
 COPY demo-data ./demo-data
 USER node
 EXPOSE 8080
-CMD ["node", "dist/src/server.js"]
+CMD ["node", "--max-old-space-size=384", "dist/src/server.js"]

@@ -20,6 +20,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -34,6 +35,12 @@ const durationSeconds = Number(process.env.BENCH_SECONDS ?? 15);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
 /** Node options for the service alone (BENCH_SERVICE_NODE_ARGS, e.g. `--cpu-prof --max-semi-space-size=32`): not the driver's, not the bare endpoint's. */
 const serviceNodeArguments = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+/** The node flags `npm start` gives the service (its heap bound), so the bench measures the service as it runs. */
+function startFlags(): string[] {
+  const { scripts } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  return (scripts.start ?? '').split(/\s+/).filter((word) => word.startsWith('--'));
+}
 /** The scale run's full-speed measurements take turns in this many rounds (measureInTurns). */
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 
@@ -98,11 +105,19 @@ async function buildRequests(): Promise<string[]> {
 function start(command: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, command, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let output = '';
+    let output: string | null = '';
     child.stdout!.on('data', (chunk: Buffer) => {
+      if (output === null) {
+        // BENCH_SERVICE_STDOUT=1: what the children print once started (e.g. `--trace-gc` lines) goes to stderr.
+        if (process.env.BENCH_SERVICE_STDOUT) process.stderr.write(chunk);
+        return;
+      }
       output += chunk.toString();
       const match = /(http:\/\/[\d.]+:\d+)/.exec(output);
-      if (match) resolve({ child, url: match[1]! });
+      if (match) {
+        output = null;
+        resolve({ child, url: match[1]! });
+      }
     });
     child.on('exit', (code) => reject(new Error(`${command.join(' ')} exited with ${code}`)));
   });
@@ -288,7 +303,7 @@ async function scale(encounters: number): Promise<void> {
   const directory = await synthesizedDirectory(root, encounters, seed, argument('data'));
   const { url: databaseUrl, ingestSeconds } = await loadedDatabase(root, serverUrl, `cohort_bench_${encounters}_seed${seed}`, directory);
   const bodies = await buildHookBodies(directory, sampleSize, seed);
-  const service = await start([...serviceNodeArguments, path.join(root, 'dist/src/server.js')], {
+  const service = await start([...startFlags(), ...serviceNodeArguments, path.join(root, 'dist/src/server.js')], {
     ...process.env,
     DATABASE_URL: databaseUrl,
     PORT: '0',
@@ -356,7 +371,7 @@ async function main(): Promise<void> {
   const bodies = await buildRequests();
   const dataDirectory = await mkdtemp(path.join(tmpdir(), 'cohort-bench-'));
   const started = Date.now();
-  const service = await start([...serviceNodeArguments, path.join(root, 'dist/src/server.js')], {
+  const service = await start([...startFlags(), ...serviceNodeArguments, path.join(root, 'dist/src/server.js')], {
     ...process.env,
     PORT: '0',
     HOST: '127.0.0.1',

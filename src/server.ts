@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/connection.js';
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
   const app = await buildApp(config, { database, closeDatabase: true, logger: loggerOptions(config) });
   const log = app.log;
   log.info({ database: database.kind }, database.kind === 'pglite' ? 'using the embedded PGlite database' : 'using PostgreSQL');
+  // `npm start` bounds the heap (--max-old-space-size): without a bound V8 lets garbage pile up to gigabytes before collecting it.
+  log.info({ heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20) }, 'JavaScript heap limit');
   if (database.read?.replicated) log.info({ replicas: database.read.status().replicas }, 'hooks read from streaming replicas when they are fit');
 
   // Migrations wait on the lock of another instance starting at the same time, and the demo ingest writes in

@@ -116,6 +116,13 @@ describe('the runtime image has every folder the server reads', () => {
     expect(dist).toMatchObject({ from: 'build', sources: [`${build.workdir}/dist`] });
   });
 
+  it('starts the server as `npm start` does, with the same heap bound (docs/benchmarks.md, 2026-12-07 afternoon)', () => {
+    const start = (packageJson.scripts.start ?? '').split(/\s+/);
+    expect(start).toContain('dist/src/server.js');
+    expect(start.some((word) => /^--max-old-space-size=\d+$/.test(word))).toBe(true);
+    expect(runtime.command).toEqual(start);
+  });
+
   it('notices a runtime stage that leaves one out (the check can fail)', () => {
     const withoutDist = parseDockerfile(dockerfile.replace(/^COPY --from=build \S+\/dist .*$/m, '')).at(-1)!;
     expect(missingFromStage(withoutDist, runtimeRequirements(withoutDist))).toContain('dist/src/console/public');
