@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const app = await buildApp(config, { database, closeDatabase: true, logger: loggerOptions(config) });
   const log = app.log;
   log.info({ database: database.kind }, database.kind === 'pglite' ? 'using the embedded PGlite database' : 'using PostgreSQL');
-  // `npm start` bounds the heap (--max-old-space-size): without a bound V8 lets garbage pile up to gigabytes before collecting it.
+  // `npm start` bounds the heap (--max-old-space-size): unbounded, V8 let garbage fill the service to 593–648 MB resident at 1M (docs/benchmarks.md).
   log.info({ heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20) }, 'JavaScript heap limit');
   if (database.read?.replicated) log.info({ replicas: database.read.status().replicas }, 'hooks read from streaming replicas when they are fit');
 
