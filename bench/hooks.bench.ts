@@ -15,7 +15,11 @@
  * coordinated-omission correction whose expected interval is 1 ms, adding a synthetic sample per millisecond of every
  * response. Neither is "a steady rate at half the peak". `runAtSteadyRate` sends request i at start + i / rate over the
  * same number of keep-alive connections and measures each latency from that scheduled moment (so a request that had to
- * wait for a free connection counts its wait, as in wrk2).
+ * wait for a free connection counts its wait, as in wrk2), after a second of warm-up at the same rate.
+ *
+ * To see where a slow second went: BENCH_TIMELINE=1 (the driver's p99, max and latest send by second) with
+ * BENCH_SERVICE_STDOUT=1 RUNTIME_STATS_INTERVAL_MS=1000 (the service's own line per second: its slowest answer, event-loop
+ * delay, GC pauses; README "Configuration").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -25,6 +29,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { gunzipSync } from 'node:zlib';
 import autocannon from 'autocannon';
 import { buildHookBodies, loadedDatabase, synthesizedDirectory } from './synthetic-cohort.js';
@@ -41,6 +47,25 @@ function startFlags(): string[] {
   const { scripts } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   return (scripts.start ?? '').split(/\s+/).filter((word) => word.startsWith('--'));
 }
+/**
+ * The steady-rate run's connections (BENCH_STEADY_CONNECTIONS; the full-speed runs' by default) and its warm-up: the
+ * first second is sent at the same rate but not counted, so that the connections are open and in use when measuring
+ * starts, as an EHR's are (the first second of a cold run took 90-500 ms at p99 while the connections opened).
+ */
+const steadyConnections = Number(process.env.BENCH_STEADY_CONNECTIONS ?? connections);
+const steadyWarmUpSeconds = 1;
+
+/**
+ * A full collection of the driver's own heap before each measured run. Sampling the patients reads the whole export,
+ * and the garbage of it stayed in the driver's old generation (1.3 GB at 100k) until V8 collected it at a moment of its
+ * choosing, often in a measurement: marking and sweeping that heap took both cores from the service for 100-150 ms
+ * (a CPU profile of the service showed its main thread running a third of the time then, docs/benchmarks.md).
+ */
+function collectDriverGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
 /** The scale run's full-speed measurements take turns in this many rounds (measureInTurns). */
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 
@@ -135,6 +160,7 @@ const peakResidentMegabytes = (pid: number): Promise<number> => residentMegabyte
 /** Fires `bodies` in turn as fast as `connections` connections allow; each response time (ms) goes to `samples` when given. */
 function run(url: string, bodies: string[], title: string, seconds = durationSeconds, samples?: number[]): Promise<autocannon.Result> {
   let next = 0;
+  collectDriverGarbage();
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
@@ -220,8 +246,8 @@ function percentile(sorted: readonly number[], p: number): number {
  */
 function runAtSteadyRate(url: string, bodies: string[], rate: number, seconds = durationSeconds): Promise<SteadyResult> {
   const target = new URL(url);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const total = Math.round(rate * seconds);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: steadyConnections });
+  const total = Math.round(rate * (steadyWarmUpSeconds + seconds));
   const latencies: number[] = [];
   const lateness: number[] = [];
   // BENCH_TIMELINE=1: the p99 and max of each second (by due time) go to stderr, to tell a stall from a steady tail.
@@ -232,8 +258,11 @@ function runAtSteadyRate(url: string, bodies: string[], rate: number, seconds = 
   let errors = 0;
   let sent = 0;
   let settled = 0;
+  collectDriverGarbage();
   return new Promise((resolve) => {
-    const started = performance.now();
+    const sendingFrom = performance.now();
+    /** Requests due before this are the warm-up: sent, not counted. */
+    const started = sendingFrom + steadyWarmUpSeconds * 1000;
     const finish = () => {
       const elapsed = (performance.now() - started) / 1000;
       agent.destroy();
@@ -255,32 +284,37 @@ function runAtSteadyRate(url: string, bodies: string[], rate: number, seconds = 
       });
     };
     const send = (due: number, body: string) => {
+      const counted = due >= started;
       const late = performance.now() - due;
-      lateness.push(late);
       const second = Math.floor((due - started) / 1000);
-      lateBySecond[second] = Math.max(lateBySecond[second] ?? 0, late);
+      if (counted) {
+        lateness.push(late);
+        lateBySecond[second] = Math.max(lateBySecond[second] ?? 0, late);
+      }
       const request = http.request(
         { host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
         (response) => {
           response.resume();
           response.on('end', () => {
-            if (response.statusCode === undefined || response.statusCode < 200 || response.statusCode >= 300) non2xx += 1;
-            latencies.push(performance.now() - due);
-            (bySecond[Math.floor((due - started) / 1000)] ??= []).push(performance.now() - due);
+            if (counted) {
+              if (response.statusCode === undefined || response.statusCode < 200 || response.statusCode >= 300) non2xx += 1;
+              latencies.push(performance.now() - due);
+              (bySecond[second] ??= []).push(performance.now() - due);
+            }
             if (++settled === total) finish();
           });
         },
       );
       request.on('error', () => {
-        errors += 1;
+        if (counted) errors += 1;
         if (++settled === total) finish();
       });
       request.end(body);
     };
     const tick = () => {
       const now = performance.now();
-      while (sent < total && started + (sent * 1000) / rate <= now) {
-        send(started + (sent * 1000) / rate, bodies[sent % bodies.length]!);
+      while (sent < total && sendingFrom + (sent * 1000) / rate <= now) {
+        send(sendingFrom + (sent * 1000) / rate, bodies[sent % bodies.length]!);
         sent += 1;
       }
       if (sent < total) setTimeout(tick, 1);

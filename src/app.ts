@@ -9,6 +9,7 @@ import { cdsClientAuthPlugin } from './http/cds-client-auth.plugin.js';
 import { securityPlugin } from './http/security.plugin.js';
 import { fhirServerGate } from './fhir/fhir-server-allowlist.js';
 import { registerErrorHandler } from './http/error-handler.js';
+import { logRuntimeStats } from './http/runtime-stats.js';
 import { healthRoutes } from './http/health.routes.js';
 import { adminAuthPlugin } from './http/admin-auth.plugin.js';
 import { adminRoutes } from './http/admin.routes.js';
@@ -99,6 +100,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
+  if (config.runtimeStatsIntervalMs > 0) logRuntimeStats(app, config.runtimeStatsIntervalMs);
 
   await app.register(databasePlugin, { database: dependencies.database, closeOnShutdown: dependencies.closeDatabase ?? false });
   await app.register(cors, {

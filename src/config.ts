@@ -43,6 +43,12 @@ const environmentSchema = z.object({
   COHORT_CACHE_ITEMS: z.coerce.number().int().min(1).max(100_000_000).default(1_000_000),
   /** How often the in-memory cohort aggregates check for a new ingest or an opt-out (another instance's too). */
   AGGREGATE_POLL_MS: z.coerce.number().int().min(100).max(60000).default(1000),
+  /** Every this many ms, a log line of runtime statistics (event-loop delay, GC pauses, slowest answer); 0: none. */
+  RUNTIME_STATS_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .refine((value) => value === 0 || (value >= 100 && value <= 3_600_000), 'must be 0 (off) or 100 to 3600000')
+    .default(0),
   /** Comma-separated origins allowed by CORS on the CDS endpoints; `*` allows any. */
   CORS_ORIGINS: z.string().default('*'),
   /** Only `true` turns CDS client authentication off (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients). */
@@ -87,6 +93,7 @@ export interface Config {
   readonly cohortCacheSize: number;
   readonly cohortCacheItems: number;
   readonly aggregatePollMs: number;
+  readonly runtimeStatsIntervalMs: number;
   /** True when CDS clients are not authenticated: set explicitly, or a non-production run without issuers. */
   readonly cdsAuthDisabled: boolean;
   readonly trustedIssuers: readonly TrustedIssuer[];
@@ -172,6 +179,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     cohortCacheSize: env.COHORT_CACHE_SIZE,
     cohortCacheItems: env.COHORT_CACHE_ITEMS,
     aggregatePollMs: env.AGGREGATE_POLL_MS,
+    runtimeStatsIntervalMs: env.RUNTIME_STATS_INTERVAL_MS,
     corsOrigins: origins === '*' ? '*' : Object.freeze(origins.split(',').map((origin) => origin.trim()).filter(Boolean)),
     cdsAuthDisabled,
     trustedIssuers: Object.freeze(trustedIssuers),

@@ -1,0 +1,103 @@
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { buildApp } from '../../src/app.js';
+import { buildConfig, loadConfig } from '../../src/config.js';
+import { RuntimeStats } from '../../src/http/runtime-stats.js';
+import { loggerOptions } from '../../src/logger.js';
+import { openTestDatabase } from '../helpers/database.js';
+import { openReferenceDatabase } from '../helpers/test-templates.js';
+
+/** Keeps the event loop busy for `ms`, as a long synchronous task would. */
+function blockFor(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // busy
+  }
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('RuntimeStats', () => {
+  it('counts the answers of an interval and keeps the slowest, then starts again', () => {
+    const stats = new RuntimeStats();
+    try {
+      stats.recordResponse(3);
+      stats.recordResponse(41.26);
+      stats.recordResponse(7);
+      const first = stats.take();
+      expect(first.requests).toBe(3);
+      expect(first.slowestResponseMs).toBe(41.3);
+      const second = stats.take();
+      expect(second.requests).toBe(0);
+      expect(second.slowestResponseMs).toBe(0);
+      expect(second.rssMb).toBeGreaterThan(0);
+    } finally {
+      stats.stop();
+    }
+  });
+
+  it('sees the event loop held up by a synchronous task (where monitorEventLoopDelay did not), and less once it is free', async () => {
+    const stats = new RuntimeStats();
+    try {
+      await pause(30);
+      stats.take();
+      blockFor(120);
+      await pause(20);
+      const blocked = stats.take();
+      expect(blocked.eventLoopDelayMaxMs).toBeGreaterThanOrEqual(100);
+      expect(blocked.eventLoopUtilization).toBeGreaterThan(0.5);
+      await pause(100);
+      const quiet = stats.take();
+      expect(quiet.eventLoopDelayMaxMs).toBeLessThan(blocked.eventLoopDelayMaxMs);
+      expect(quiet.eventLoopUtilization).toBeLessThan(blocked.eventLoopUtilization);
+    } finally {
+      stats.stop();
+    }
+  });
+});
+
+describe('RUNTIME_STATS_INTERVAL_MS', () => {
+  it('is off by default and refuses an interval below 100 ms', () => {
+    expect(loadConfig({}).runtimeStatsIntervalMs).toBe(0);
+    expect(loadConfig({ RUNTIME_STATS_INTERVAL_MS: '1000' }).runtimeStatsIntervalMs).toBe(1000);
+    expect(() => loadConfig({ RUNTIME_STATS_INTERVAL_MS: '50' })).toThrow(/RUNTIME_STATS_INTERVAL_MS/);
+  });
+
+  describe('in the running service', () => {
+    const lines: Record<string, any>[] = [];
+    let database: Awaited<ReturnType<typeof openTestDatabase>>;
+    let app: Awaited<ReturnType<typeof buildApp>>;
+
+    beforeAll(async () => {
+      database = await openReferenceDatabase();
+      const stream = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          for (const text of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(text) as Record<string, any>);
+          done();
+        },
+      });
+      // LOG_LEVEL warn, as the benchmark runs it: the statistics still show.
+      const config = buildConfig({ loadDemoCohort: false, logLevel: 'warn', runtimeStatsIntervalMs: 150 });
+      app = await buildApp(config, { database, logger: { ...loggerOptions(config), stream } as never });
+      await app.ready();
+    });
+
+    afterAll(async () => {
+      await app.close();
+      await database.close();
+    });
+
+    it('logs the answers of each interval at info, whatever LOG_LEVEL holds back', async () => {
+      lines.length = 0;
+      for (let index = 0; index < 5; index += 1) expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+      await pause(400);
+      const stats = lines.filter((line) => line.msg === 'runtime stats');
+      expect(stats.length).toBeGreaterThanOrEqual(1);
+      expect(stats.every((line) => line.level === 30)).toBe(true);
+      expect(stats.reduce((sum, line) => sum + (line.requests as number), 0)).toBe(5);
+      expect(stats.find((line) => line.requests > 0)!.slowestResponseMs).toBeGreaterThan(0);
+      // Nothing else at info came through: the app's own level still holds.
+      expect(lines.filter((line) => line.level === 30 && line.msg !== 'runtime stats')).toEqual([]);
+    });
+  });
+});
