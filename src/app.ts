@@ -100,7 +100,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
-  if (config.runtimeStatsIntervalMs > 0) logRuntimeStats(app, config.runtimeStatsIntervalMs);
+  // Before any route, so that every answer is counted; the cohort cache is made further down.
+  let cohortCache: CachedCohortSource | undefined;
+  if (config.runtimeStatsIntervalMs > 0) logRuntimeStats(app, config.runtimeStatsIntervalMs, () => cohortCache?.lookups() ?? { hits: 0, misses: 0 });
 
   await app.register(databasePlugin, { database: dependencies.database, closeOnShutdown: dependencies.closeDatabase ?? false });
   await app.register(cors, {
@@ -137,10 +139,10 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   // Ready once the first snapshot is in, or after a few seconds with the SQL aggregates answering until it is.
   app.addHook('onReady', async () => snapshotSource.start({ waitAtMostMs: firstSnapshotWaitMs }));
   app.addHook('onClose', async () => snapshotSource.close());
-  const cohortSource: CohortSource =
-    config.cohortCacheSize > 0
-      ? new CachedCohortSource(snapshotSource, { maxEntries: config.cohortCacheSize, maxItems: config.cohortCacheItems, ttlMs: referenceTtlMs })
-      : snapshotSource;
+  if (config.cohortCacheSize > 0) {
+    cohortCache = new CachedCohortSource(snapshotSource, { maxEntries: config.cohortCacheSize, maxItems: config.cohortCacheItems, ttlMs: referenceTtlMs });
+  }
+  const cohortSource: CohortSource = cohortCache ?? snapshotSource;
   // The code tables do not change while the service runs: read them once.
   let icd9Map: Promise<Icd9ToIcd10Map> | undefined;
   const referenceData = new ReadYourWritesReferenceData(async () => {

@@ -64,6 +64,9 @@ interface LruLimits<T> {
 class ExpiringLru<T> {
   private readonly entries = new Map<string, Entry<T>>();
   private totalWeight = 0;
+  /** Lookups answered from the map, and those that had to load (since the start). */
+  hits = 0;
+  misses = 0;
 
   constructor(
     private readonly limits: LruLimits<T>,
@@ -77,8 +80,10 @@ class ExpiringLru<T> {
       // Re-insert to mark it most recently used.
       this.entries.delete(key);
       this.entries.set(key, entry);
+      this.hits += 1;
       return entry.value;
     }
+    this.misses += 1;
     if (entry) this.remove(key, entry);
     const value = load();
     const stored: Entry<T> = { value, storedAt: this.now(), weight: 0 };
@@ -245,6 +250,11 @@ export class CachedCohortSource implements CohortSource {
   async describeBaseline(): Promise<BaselineStatistics> {
     await this.checkVersion();
     return this.baseline.get('baseline', () => this.source.describeBaseline(), !this.versionTracked);
+  }
+
+  /** Cohort lookups (counts and statistics) answered from the cache and loaded from the source, since the start. */
+  lookups(): { readonly hits: number; readonly misses: number } {
+    return { hits: this.counts.hits + this.cohorts.hits, misses: this.counts.misses + this.cohorts.misses };
   }
 
   /** Forget everything, the source's own memory included, e.g. after an ingest, an opt-out or a rules change. */

@@ -22,7 +22,13 @@ export interface RuntimeStatsLine {
   readonly gcPauseMaxMs: number;
   readonly rssMb: number;
   readonly heapUsedMb: number;
+  /** Cohort lookups answered from the cohort cache and loaded past it, when the service has the cache. */
+  readonly cohortCacheHits?: number;
+  readonly cohortCacheMisses?: number;
 }
+
+/** Running totals of cohort-cache lookups (CachedCohortSource.lookups). */
+export type CacheLookups = () => { readonly hits: number; readonly misses: number };
 
 const round = (value: number, digits = 1) => Number(value.toFixed(digits));
 const megabytes = (bytes: number) => round(bytes / 2 ** 20, 0);
@@ -53,8 +59,10 @@ export class RuntimeStats {
   private slowest = 0;
   private gcTotal = 0;
   private gcMax = 0;
+  private lookupsBefore: { readonly hits: number; readonly misses: number } | undefined;
 
-  constructor() {
+  constructor(private readonly cacheLookups?: CacheLookups) {
+    this.lookupsBefore = cacheLookups?.();
     this.gc = new PerformanceObserver((list) => {
       for (const entry of list.getEntries()) {
         this.gcTotal += entry.duration;
@@ -83,6 +91,7 @@ export class RuntimeStats {
     const now = performance.now();
     const utilization = performance.eventLoopUtilization(this.utilization);
     const memory = process.memoryUsage();
+    const lookups = this.cacheLookups?.();
     const line: RuntimeStatsLine = {
       intervalMs: round(now - this.startedAt, 0),
       requests: this.requests,
@@ -94,7 +103,11 @@ export class RuntimeStats {
       gcPauseMaxMs: round(this.gcMax),
       rssMb: megabytes(memory.rss),
       heapUsedMb: megabytes(memory.heapUsed),
+      ...(lookups && this.lookupsBefore
+        ? { cohortCacheHits: lookups.hits - this.lookupsBefore.hits, cohortCacheMisses: lookups.misses - this.lookupsBefore.misses }
+        : {}),
     };
+    this.lookupsBefore = lookups;
     this.delays.length = 0;
     this.utilization = performance.eventLoopUtilization();
     this.startedAt = now;
@@ -116,8 +129,8 @@ export class RuntimeStats {
  * The lines go out at info through a child logger of that level, so that setting the interval shows them whatever
  * LOG_LEVEL holds back (the benchmark runs the service at warn).
  */
-export function logRuntimeStats(app: FastifyInstance, intervalMs: number): void {
-  const stats = new RuntimeStats();
+export function logRuntimeStats(app: FastifyInstance, intervalMs: number, cacheLookups?: CacheLookups): void {
+  const stats = new RuntimeStats(cacheLookups);
   const log: FastifyBaseLogger = app.log.child({}, { level: 'info' });
   app.addHook('onResponse', async (_request, reply) => {
     stats.recordResponse(reply.elapsedTime);

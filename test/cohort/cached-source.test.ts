@@ -37,6 +37,20 @@ describe('CachedCohortSource', () => {
     expect(inner.calls).toBe(1);
   });
 
+  it('counts its hits and misses (the runtime statistics report them)', async () => {
+    const inner = countingSource();
+    const cached = new CachedCohortSource(inner, { maxEntries: 10, ttlMs: 1000 });
+    expect(cached.lookups()).toEqual({ hits: 0, misses: 0 });
+    await cached.describeCohort(criteria(45));
+    await cached.describeCohort(criteria(45));
+    await cached.countCohorts([criteria(45), criteria(50)]);
+    await cached.describeCohort(criteria(50));
+    // The baseline has a cache of its own and is not a cohort lookup.
+    await cached.describeBaseline();
+    expect(cached.lookups()).toEqual({ hits: 1, misses: 3 });
+    expect(inner.calls).toBe(4);
+  });
+
   it('reads again after the time limit and after clear()', async () => {
     let clock = 0;
     const inner = countingSource();

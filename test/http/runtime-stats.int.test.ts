@@ -36,6 +36,21 @@ describe('RuntimeStats', () => {
     }
   });
 
+  it('gives the cohort-cache lookups of each interval, not the running totals', () => {
+    let totals = { hits: 10, misses: 4 };
+    const stats = new RuntimeStats(() => totals);
+    try {
+      totals = { hits: 25, misses: 6 };
+      expect(stats.take()).toMatchObject({ cohortCacheHits: 15, cohortCacheMisses: 2 });
+      expect(stats.take()).toMatchObject({ cohortCacheHits: 0, cohortCacheMisses: 0 });
+      const withoutCache = new RuntimeStats();
+      expect(withoutCache.take()).not.toHaveProperty('cohortCacheHits');
+      withoutCache.stop();
+    } finally {
+      stats.stop();
+    }
+  });
+
   it('sees the event loop held up by a synchronous task (where monitorEventLoopDelay did not), and less once it is free', async () => {
     const stats = new RuntimeStats();
     try {
