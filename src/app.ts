@@ -102,7 +102,10 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   registerErrorHandler(app);
   // Before any route, so that every answer is counted; the cohort cache is made further down.
   let cohortCache: CachedCohortSource | undefined;
-  if (config.runtimeStatsIntervalMs > 0) logRuntimeStats(app, config.runtimeStatsIntervalMs, () => cohortCache?.lookups() ?? { hits: 0, misses: 0 });
+  if (config.runtimeStatsIntervalMs > 0) {
+    const lookups = config.cohortCacheSize > 0 ? () => cohortCache?.lookups() ?? { hits: 0, misses: 0 } : undefined;
+    logRuntimeStats(app, config.runtimeStatsIntervalMs, lookups);
+  }
 
   await app.register(databasePlugin, { database: dependencies.database, closeOnShutdown: dependencies.closeDatabase ?? false });
   await app.register(cors, {

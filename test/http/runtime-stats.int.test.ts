@@ -111,6 +111,8 @@ describe('RUNTIME_STATS_INTERVAL_MS', () => {
       expect(stats.every((line) => line.level === 30)).toBe(true);
       expect(stats.reduce((sum, line) => sum + (line.requests as number), 0)).toBe(5);
       expect(stats.find((line) => line.requests > 0)!.slowestResponseMs).toBeGreaterThan(0);
+      // The cohort cache is on by default: its lookups are in every line (none here: no hook was called).
+      expect(stats.every((line) => line.cohortCacheHits === 0 && line.cohortCacheMisses === 0)).toBe(true);
       // Nothing else at info came through: the app's own level still holds.
       expect(lines.filter((line) => line.level === 30 && line.msg !== 'runtime stats')).toEqual([]);
     });
