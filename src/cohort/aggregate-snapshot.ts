@@ -79,8 +79,36 @@ export interface AggregateSnapshotData {
 interface IndexedCell extends SnapshotCell {
   /** The cell's categories as numbers of the snapshot's category table, for flag look-ups instead of string sets. */
   readonly categoryIds: Int32Array;
-  /** Position in the snapshot, to mark a cell seen once when walking several posting lists. */
+  /**
+   * Position in the snapshot's storage order (by concept, sex and age): indexes `seenInWalk` and the cell's entries
+   * in the packed histograms.
+   */
   readonly serial: number;
+}
+
+/**
+ * The histograms of every cell end to end, in storage order (cell `serial`'s entries from `start[serial]` to
+ * `start[serial + 1]`). Summing the cells of an age band then reads memory in order instead of thousands of small
+ * arrays spread over the heap (at 1M encounters the sum was bound by those loads).
+ */
+interface PackedHistograms {
+  readonly start: Int32Array;
+  readonly keys: Int32Array;
+  readonly counts: Int32Array;
+}
+
+function packed(histograms: readonly Histogram[]): PackedHistograms {
+  const start = new Int32Array(histograms.length + 1);
+  histograms.forEach((histogram, index) => {
+    start[index + 1] = start[index]! + histogram.keys.length;
+  });
+  const keys = new Int32Array(start[histograms.length]!);
+  const counts = new Int32Array(keys.length);
+  histograms.forEach((histogram, index) => {
+    keys.set(histogram.keys, start[index]!);
+    counts.set(histogram.counts, start[index]!);
+  });
+  return { start, keys, counts };
 }
 
 /** Whether a cell's categories overlap the wanted ones (`wanted` flags them by number; `wantedCount` of them). */
@@ -116,9 +144,9 @@ class DenseHistogram {
     this.counts = new Float64Array(Math.max(0, maximum - minimum + 1));
   }
 
-  add(histogram: Histogram): void {
-    const { keys, counts } = histogram;
-    for (let index = 0; index < keys.length; index += 1) {
+  /** Adds the entries of cell `serial` of these packed histograms. */
+  add({ start, keys, counts }: PackedHistograms, serial: number): void {
+    for (let index = start[serial]!, end = start[serial + 1]!; index < end; index += 1) {
       const count = counts[index]!;
       if (count <= 0) continue;
       const slot = keys[index]! - this.minimum;
@@ -176,6 +204,11 @@ function denseHistogramFor(histograms: readonly Histogram[]): DenseHistogram {
   return new DenseHistogram(minimum, maximum);
 }
 
+/** Byte order, as under the C collation (any fixed order would do for storage). */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Criteria as a cell is tested against them (see AggregateSnapshot.prepare). */
 interface PreparedCriteria {
   readonly concept: string;
@@ -224,6 +257,41 @@ function ageSorted(cells: IndexedCell[]): CellRun {
   return { cells, encountersBefore };
 }
 
+/** Cells by age, all of them and per sex. */
+interface SexAndAgeRuns {
+  readonly all: CellRun;
+  readonly bySex: ReadonlyMap<string, CellRun>;
+}
+
+function sexAndAgeRuns(cells: readonly IndexedCell[]): SexAndAgeRuns {
+  const bySex = new Map<string, IndexedCell[]>();
+  for (const cell of cells) {
+    const list = bySex.get(cell.sex);
+    if (list) list.push(cell);
+    else bySex.set(cell.sex, [cell]);
+  }
+  return { all: ageSorted([...cells]), bySex: new Map([...bySex].map(([sex, list]) => [sex, ageSorted(list)])) };
+}
+
+/** Part of an age-sorted run: positions `from` (inclusive) to `to` (exclusive), and their encounters. */
+interface RunSlice {
+  readonly cells: AgeSortedCells;
+  readonly from: number;
+  readonly to: number;
+  readonly encounters: number;
+}
+
+const emptySlice: RunSlice = { cells: [], from: 0, to: 0, encounters: 0 };
+
+/** The cells of one sex (null: any) within an age band: a binary search and a slice of the age-sorted cells. */
+function bandOf(runs: SexAndAgeRuns | undefined, sex: string | null, ageMin: number, ageMax: number): RunSlice {
+  const run = runs === undefined ? undefined : sex === null ? runs.all : runs.bySex.get(sex);
+  if (!run) return emptySlice;
+  const from = Number.isFinite(ageMin) ? firstAtLeast(run.cells, ageMin) : 0;
+  const to = Number.isFinite(ageMax) ? firstAtLeast(run.cells, ageMax + 1) : run.cells.length;
+  return { cells: run.cells, from, to, encounters: to > from ? run.encountersBefore[to]! - run.encountersBefore[from]! : 0 };
+}
+
 /** The first position whose age is at least `age`. */
 function firstAtLeast(cells: AgeSortedCells, age: number): number {
   let low = 0;
@@ -239,16 +307,25 @@ function firstAtLeast(cells: AgeSortedCells, age: number): number {
 /** One generation's aggregates in memory, answering the criteria it can answer exactly. */
 export class AggregateSnapshot {
   /** Per complaint concept: its cells by age, and per sex its cells by age. */
-  private readonly index = new Map<string, { readonly all: CellRun; readonly bySex: ReadonlyMap<string, CellRun> }>();
+  private readonly index = new Map<string, SexAndAgeRuns>();
   /** The newest start year with encounters: what a look-back window without a reference year counts back from. */
   private readonly newestStartYear: number | null;
   /** Every ICD-10 category of any cell, numbered. */
   private readonly categoryIds = new Map<string, number>();
-  /** Per complaint concept, per category number: the cells having it (what an ICD-10 criterion walks). */
-  private readonly postings = new Map<string, Map<number, IndexedCell[]>>();
+  /**
+   * Per complaint concept, per category number: the cells having it by age, and per sex by age (what an ICD-10
+   * criterion walks): the age band within one is a binary search, so a walk visits only cells of the band.
+   */
+  private readonly postings = new Map<string, Map<number, SexAndAgeRuns>>();
+  /** How many ICD-10 walks went over the age band, and how many over the posting lists (tests, the benchmark). */
+  readonly walks = { band: 0, postings: 0 };
   /** Scratch histograms of the lengths of stay, reused by every describe (one call at a time: all of it is synchronous). */
   private readonly edScratch: DenseHistogram;
   private readonly hospitalScratch: DenseHistogram;
+  /** Every cell's item counts and stays, packed in storage order. */
+  private readonly items: PackedHistograms;
+  private readonly edLengthOfStay: PackedHistograms;
+  private readonly hospitalLengthOfStay: PackedHistograms;
   /** Per cell serial, the walk that last saw it (`walk`), so a cell on several posting lists is tested once. */
   private readonly seenInWalk: Uint32Array;
   private walk = 0;
@@ -256,7 +333,10 @@ export class AggregateSnapshot {
   constructor(readonly data: AggregateSnapshotData) {
     let newest: number | null = null;
     const byConcept = new Map<string, IndexedCell[]>();
-    data.cells.forEach((cell, serial) => {
+    const stored = [...data.cells].sort(
+      (a, b) => compareText(a.complaintConcept, b.complaintConcept) || compareText(a.sex, b.sex) || a.ageYears - b.ageYears,
+    );
+    stored.forEach((cell, serial) => {
       const categoryIds = Int32Array.from(new Set(cell.icd10Categories), (category) => {
         let id = this.categoryIds.get(category);
         if (id === undefined) this.categoryIds.set(category, (id = this.categoryIds.size));
@@ -269,25 +349,24 @@ export class AggregateSnapshot {
       if (cell.encounters > 0 && (newest === null || cell.startYear > newest)) newest = cell.startYear;
     });
     for (const [concept, cells] of byConcept) {
-      const bySex = new Map<string, IndexedCell[]>();
       const byCategory = new Map<number, IndexedCell[]>();
       for (const cell of cells) {
-        const list = bySex.get(cell.sex);
-        if (list) list.push(cell);
-        else bySex.set(cell.sex, [cell]);
         for (const id of cell.categoryIds) {
           const posting = byCategory.get(id);
           if (posting) posting.push(cell);
           else byCategory.set(id, [cell]);
         }
       }
-      this.index.set(concept, { all: ageSorted([...cells]), bySex: new Map([...bySex].map(([sex, list]) => [sex, ageSorted(list)])) });
-      this.postings.set(concept, byCategory);
+      this.index.set(concept, sexAndAgeRuns(cells));
+      this.postings.set(concept, new Map([...byCategory].map(([id, posting]) => [id, sexAndAgeRuns(posting)])));
     }
     this.newestStartYear = newest;
     this.seenInWalk = new Uint32Array(data.cells.length);
     this.edScratch = denseHistogramFor(data.cells.map((cell) => cell.edLengthOfStay));
     this.hospitalScratch = denseHistogramFor(data.cells.map((cell) => cell.hospitalLengthOfStay));
+    this.items = packed(stored.map((cell) => cell.items));
+    this.edLengthOfStay = packed(stored.map((cell) => cell.edLengthOfStay));
+    this.hospitalLengthOfStay = packed(stored.map((cell) => cell.hospitalLengthOfStay));
   }
 
   get generation(): number {
@@ -335,54 +414,49 @@ export class AggregateSnapshot {
     };
   }
 
-  /**
-   * The cells within the concept, sex and age band given: a binary search and a slice of the age-sorted cells
-   * (`from` inclusive, `to` exclusive); the caller tests the rest.
-   */
-  private candidates(
-    concept: string,
-    sex: string | null,
-    ageMin: number,
-    ageMax: number,
-  ): { readonly cells: AgeSortedCells; readonly from: number; readonly to: number; readonly encounters: number } {
-    const entry = this.index.get(concept);
-    const run = entry === undefined ? undefined : sex === null ? entry.all : entry.bySex.get(sex);
-    if (!run) return { cells: [], from: 0, to: 0, encounters: 0 };
-    const from = Number.isFinite(ageMin) ? firstAtLeast(run.cells, ageMin) : 0;
-    const to = Number.isFinite(ageMax) ? firstAtLeast(run.cells, ageMax + 1) : run.cells.length;
-    return { cells: run.cells, from, to, encounters: to > from ? run.encountersBefore[to]! - run.encountersBefore[from]! : 0 };
+  /** The cells within the concept, sex and age band given; the caller tests the rest. */
+  private candidates(concept: string, sex: string | null, ageMin: number, ageMax: number): RunSlice {
+    return bandOf(this.index.get(concept), sex, ageMin, ageMax);
   }
 
   /**
    * The cells of an ICD-10 criterion: a matching cell shares at least one wanted category (`any`, and `jaccard` > 0)
-   * or has them all (`all`), so walking the posting lists of the wanted categories finds every one, each tested once;
-   * or the age band is walked instead, whichever is shorter.
+   * or has them all (`all`), so walking the wanted categories' posting lists within the sex and age band finds every
+   * one, each tested once; or the age band itself is walked, whichever is shorter.
    */
   private cellsByCategory(prepared: PreparedCriteria, visit: (cell: IndexedCell) => void): void {
     const postings = this.postings.get(prepared.concept);
     if (!postings) return;
-    let lists = prepared.categoryList.map((id) => postings.get(id) ?? []);
-    if (prepared.overlap.measure === 'all') {
-      // Every wanted category must be there: one list (the shortest) holds every candidate; none if one is unknown.
-      if (prepared.categoryList.length < prepared.categoryCount) return;
-      lists = lists.length === 0 ? [] : [lists.reduce((shortest, list) => (list.length < shortest.length ? list : shortest))];
+    const all = prepared.overlap.measure === 'all';
+    // Every wanted category must be there: a category no cell of the concept has leaves nothing.
+    if (all && prepared.categoryList.length < prepared.categoryCount) return;
+    let slices: RunSlice[] = [];
+    for (const id of prepared.categoryList) {
+      const slice = bandOf(postings.get(id), prepared.sex, prepared.ageMin, prepared.ageMax);
+      if (slice.to > slice.from) slices.push(slice);
+      else if (all) return;
     }
-    // Common categories (hypertension, say) are on most cells: then the age band is the shorter walk.
+    // With `all`, one list (the shortest) holds every candidate.
+    if (all && slices.length > 1) slices = [slices.reduce((shortest, slice) => (slice.to - slice.from < shortest.to - shortest.from ? slice : shortest))];
+    // Common categories (hypertension, say) are on most cells of the band: then the band is the shorter walk.
     const band = this.candidates(prepared.concept, prepared.sex, prepared.ageMin, prepared.ageMax);
-    const postingLength = lists.reduce((sum, list) => sum + list.length, 0);
+    const postingLength = slices.reduce((sum, slice) => sum + slice.to - slice.from, 0);
     if (band.to - band.from <= postingLength) {
+      this.walks.band += 1;
       for (let position = band.from; position < band.to; position += 1) {
         if (cellMatches(band.cells[position]!, prepared)) visit(band.cells[position]!);
       }
       return;
     }
+    this.walks.postings += 1;
     this.walk = (this.walk + 1) >>> 0;
     if (this.walk === 0) {
       this.seenInWalk.fill(0);
       this.walk = 1;
     }
-    for (const list of lists) {
-      for (const cell of list) {
+    for (const { cells, from, to } of slices) {
+      for (let position = from; position < to; position += 1) {
+        const cell = cells[position]!;
         if (this.seenInWalk[cell.serial] === this.walk) continue;
         this.seenInWalk[cell.serial] = this.walk;
         if (cellMatches(cell, prepared)) visit(cell);
@@ -462,16 +536,16 @@ export class AggregateSnapshot {
       size += cell.encounters;
       admitted += cell.admitted;
       returned72h += cell.returned72h;
-      const { keys, counts } = cell.items;
-      for (let index = 0; index < keys.length; index += 1) {
+      const { start, keys, counts } = this.items;
+      for (let index = start[cell.serial]!, end = start[cell.serial + 1]!; index < end; index += 1) {
         const count = counts[index]!;
         if (count <= 0) continue;
         const key = keys[index]!;
         if (itemTotals[key] === 0) touched.push(key);
         itemTotals[key] = itemTotals[key]! + count;
       }
-      this.edScratch.add(cell.edLengthOfStay);
-      this.hospitalScratch.add(cell.hospitalLengthOfStay);
+      this.edScratch.add(this.edLengthOfStay, cell.serial);
+      this.hospitalScratch.add(this.hospitalLengthOfStay, cell.serial);
     }
     // Taken (and the scratch emptied) before anything can return.
     const ed = this.edScratch.takeMedian();
