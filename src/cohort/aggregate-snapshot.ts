@@ -76,7 +76,11 @@ export interface AggregateSnapshotData {
   readonly baseline: ReadonlyMap<string, number>;
 }
 
-interface IndexedCell extends SnapshotCell {
+/**
+ * A cell as the snapshot keeps it: what criteria test and its sums, without its histograms (those are packed, see
+ * PackedHistograms) or its category names (numbered instead): fewer objects for the collector to mark.
+ */
+interface IndexedCell extends Omit<SnapshotCell, 'icd10Categories' | 'items' | 'edLengthOfStay' | 'hospitalLengthOfStay'> {
   /** The cell's categories as numbers of the snapshot's category table, for flag look-ups instead of string sets. */
   readonly categoryIds: Int32Array;
   /**
@@ -330,7 +334,12 @@ export class AggregateSnapshot {
   private readonly seenInWalk: Uint32Array;
   private walk = 0;
 
-  constructor(readonly data: AggregateSnapshotData) {
+  /** The generation's header, items and baseline; its cells live on only as the index and the packed histograms. */
+  private readonly data: Omit<AggregateSnapshotData, 'cells'>;
+
+  constructor(data: AggregateSnapshotData) {
+    const { cells: _cells, ...header } = data;
+    this.data = header;
     let newest: number | null = null;
     const byConcept = new Map<string, IndexedCell[]>();
     const stored = [...data.cells].sort(
@@ -342,7 +351,19 @@ export class AggregateSnapshot {
         if (id === undefined) this.categoryIds.set(category, (id = this.categoryIds.size));
         return id;
       });
-      const indexed: IndexedCell = { ...cell, categoryIds, serial };
+      const indexed: IndexedCell = {
+        complaintConcept: cell.complaintConcept,
+        sex: cell.sex,
+        ageYears: cell.ageYears,
+        acuity: cell.acuity,
+        site: cell.site,
+        startYear: cell.startYear,
+        encounters: cell.encounters,
+        admitted: cell.admitted,
+        returned72h: cell.returned72h,
+        categoryIds,
+        serial,
+      };
       const list = byConcept.get(cell.complaintConcept);
       if (list) list.push(indexed);
       else byConcept.set(cell.complaintConcept, [indexed]);
