@@ -33,6 +33,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { gunzipSync } from 'node:zlib';
 import autocannon from 'autocannon';
+import { percentile, scaleBenchDatabase } from './measure.js';
 import { buildHookBodies, loadedDatabase, synthesizedDirectory } from './synthetic-cohort.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -248,11 +249,6 @@ interface SteadyResult {
 }
 
 /** The value at percentile `p` (0–100) of ascending `sorted`, nearest rank. */
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
 /**
  * POSTs `bodies` in turn at a steady `rate` per second for `durationSeconds` over `connections` keep-alive
  * connections; each latency (ms) is counted from the moment its request was due.
@@ -353,7 +349,7 @@ async function scale(encounters: number): Promise<void> {
   const seed = Number(argument('seed') ?? 1);
   const sampleSize = Number(process.env.BENCH_PATIENTS ?? 12000);
   const directory = await synthesizedDirectory(root, encounters, seed, argument('data'));
-  const { url: databaseUrl, ingestSeconds } = await loadedDatabase(root, serverUrl, `cohort_bench_${encounters}_seed${seed}`, directory);
+  const { url: databaseUrl, ingestSeconds } = await loadedDatabase(root, serverUrl, scaleBenchDatabase(encounters, seed), directory);
   const bodies = await buildHookBodies(directory, sampleSize, seed);
   const service = await start([...startFlags(), ...serviceNodeArguments, path.join(root, 'dist/src/server.js')], {
     ...process.env,

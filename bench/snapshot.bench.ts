@@ -18,6 +18,7 @@ import type { CohortCriteria, PatientFacts, Sex } from '../src/cohort/types.js';
 import { loadAggregateSnapshot } from '../src/db/aggregate-snapshot.repository.js';
 import type { Database } from '../src/db/database.js';
 import { findActiveRuleSet } from '../src/db/rule-set.repository.js';
+import { percentile, scaleBenchDatabase } from './measure.js';
 
 function option(name: string): string | undefined {
   const index = process.argv.indexOf(`--${name}`);
@@ -28,10 +29,6 @@ const encounters = Number((option('encounters') ?? '100000').replace(/_/g, ''));
 const seed = Number(option('seed') ?? '1');
 const patients = Number(option('patients') ?? '12000');
 const serverUrl = process.env.DATABASE_URL;
-
-function percentile(sorted: readonly number[], fraction: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
-}
 
 function describeCriteria(criteria: CohortCriteria): string {
   const icd10 = criteria.icd10 === null ? 'any ICD-10' : `${criteria.icd10.codes.length} ICD-10 (${criteria.icd10.level})`;
@@ -51,7 +48,7 @@ interface Timed {
 async function main(): Promise<void> {
   if (!serverUrl) throw new Error('DATABASE_URL must name the PostgreSQL server the scale bench loaded');
   const url = new URL(serverUrl);
-  url.pathname = `/cohort_bench_${encounters}_seed${seed}`;
+  url.pathname = `/${scaleBenchDatabase(encounters, seed)}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
@@ -137,8 +134,8 @@ async function main(): Promise<void> {
         `${loaded.data.encounters.toLocaleString('en-US')} encounters`,
       `load ${(loadMs / 1000).toFixed(1)} s, index ${buildMs.toFixed(0)} ms, heap used ${heapMb.toFixed(0)} MB`,
       `${timed.length.toLocaleString('en-US')} patients measured (${unanswerable} not answerable by the cells, ${facts.length - timed.length - unanswerable} with nothing to match)`,
-      `per patient (count + describe + cards, ms): mean ${(total / sorted.length).toFixed(3)}, p50 ${percentile(sorted, 0.5).toFixed(3)}, ` +
-        `p90 ${percentile(sorted, 0.9).toFixed(3)}, p99 ${percentile(sorted, 0.99).toFixed(3)}, max ${sorted.at(-1)!.toFixed(3)}; ` +
+      `per patient (count + describe + cards, ms): mean ${(total / sorted.length).toFixed(3)}, p50 ${percentile(sorted, 50).toFixed(3)}, ` +
+        `p90 ${percentile(sorted, 90).toFixed(3)}, p99 ${percentile(sorted, 99).toFixed(3)}, max ${sorted.at(-1)!.toFixed(3)}; ` +
         `countCohorts ${share((one) => one.countMs)}, describeCohort ${share((one) => one.describeMs)}, cards ${share((one) => one.cardsMs)}`,
       'slowest:',
       ...[...timed]

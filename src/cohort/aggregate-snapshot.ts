@@ -190,20 +190,14 @@ class DenseHistogram {
   }
 }
 
-/** A dense histogram spanning every key of these histograms. */
-function denseHistogramFor(histograms: readonly Histogram[]): DenseHistogram {
+/** A dense histogram spanning every key of these packed histograms. */
+function denseHistogramFor({ keys }: PackedHistograms): DenseHistogram {
   let minimum = 0;
   let maximum = -1;
-  for (const { keys } of histograms) {
-    // Keys are ascending within a histogram.
-    if (keys.length === 0) continue;
-    if (maximum < minimum) {
-      minimum = keys[0]!;
-      maximum = keys[keys.length - 1]!;
-    } else {
-      minimum = Math.min(minimum, keys[0]!);
-      maximum = Math.max(maximum, keys[keys.length - 1]!);
-    }
+  for (let index = 0; index < keys.length; index += 1) {
+    const key = keys[index]!;
+    if (index === 0 || key < minimum) minimum = key;
+    if (index === 0 || key > maximum) maximum = key;
   }
   return new DenseHistogram(minimum, maximum);
 }
@@ -383,11 +377,11 @@ export class AggregateSnapshot {
     }
     this.newestStartYear = newest;
     this.seenInWalk = new Uint32Array(data.cells.length);
-    this.edScratch = denseHistogramFor(data.cells.map((cell) => cell.edLengthOfStay));
-    this.hospitalScratch = denseHistogramFor(data.cells.map((cell) => cell.hospitalLengthOfStay));
     this.items = packed(stored.map((cell) => cell.items));
     this.edLengthOfStay = packed(stored.map((cell) => cell.edLengthOfStay));
     this.hospitalLengthOfStay = packed(stored.map((cell) => cell.hospitalLengthOfStay));
+    this.edScratch = denseHistogramFor(this.edLengthOfStay);
+    this.hospitalScratch = denseHistogramFor(this.hospitalLengthOfStay);
   }
 
   get generation(): number {
