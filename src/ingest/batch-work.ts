@@ -282,7 +282,7 @@ export async function convertStagedBatch(
   settings: ConversionSettings,
   options: { readonly log?: (message: string) => void; readonly pause?: () => Promise<void> } = {},
 ): Promise<ConvertedBatch> {
-  const { patients, malformed } = readStagedBatch(directory, batch);
+  const staged = readStagedBatch(directory, batch);
   // Keys repeat within a batch (each result of a draw names its specimen): compute each once.
   const keys = cachingKeyHasher(hasher);
   const context: CohortConversionContext = {
@@ -295,14 +295,14 @@ export async function convertStagedBatch(
     ...(settings.clinicalWords === undefined ? {} : { clinicalWords: settings.clinicalWords }),
   };
   const records: CohortEncounterRecord[] = [];
-  const counts: Record<string, number> = { patients: patients.length, emergencyStays: 0 };
+  const counts: Record<string, number> = { patients: staged.patientIds.length, emergencyStays: 0 };
   const count = (key: string, by: number) => {
     counts[key] = (counts[key] ?? 0) + by;
   };
   const optedOut = new Set(settings.optedOutPatientKeys);
   const consentRefusalKeys: string[] = [];
   let sliceStarted = Date.now();
-  for (const [patientId, resources, refusesResearch] of patients) {
+  for (const [patientId, resources, refusesResearch] of staged.patients()) {
     // The key cohortRecordsForPatient gives the patient's rows (and opt-out.ts patientKeyFor).
     const patientKey = hasher('patient', patientId);
     if (refusesResearch || optedOut.has(patientKey)) {
@@ -328,6 +328,7 @@ export async function convertStagedBatch(
   }
   counts.consentRefusals = consentRefusalKeys.length;
   // Staging counted these lines as resources of their declared type: the run's report takes them back.
+  const { malformed } = staged;
   if (malformed.length > 0) counts.malformedLines = malformed.length;
   for (const { declaredType } of malformed) count(`malformedLines.${declaredType ?? 'unknown'}`, 1);
   return { records, counts, consentRefusalKeys, malformed };

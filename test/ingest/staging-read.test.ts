@@ -4,8 +4,9 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { batchFileName, medicationFileName, readStagedBatch, readStagedMedicationNames, stagedLinePrefix } from '../../src/ingest/staging.js';
 
-// The staged files are read through a buffer of 1 MiB (staging.ts stagedReadBytes): these files put lines across
-// its reads, a line longer than it, a multi-byte character on a read's boundary and a last line without newline.
+// The medication names file is read through a buffer of 1 MiB (staging.ts stagedReadBytes): these files put lines
+// across its reads, a line longer than it, a multi-byte character on a read's boundary and a last line without newline.
+// A batch file is read whole and its lines grouped by patient before any is parsed.
 const mebibyte = 1 << 20;
 
 describe('reading staged files back', () => {
@@ -15,7 +16,7 @@ describe('reading staged files back', () => {
   });
   afterEach(() => rmSync(directory, { recursive: true, force: true }));
 
-  it('reads every line of a batch whatever its length and wherever the reads fall', () => {
+  it('reads every line of a batch: one of several MiB, blank ones skipped, the last without its newline', () => {
     const lines: string[] = [];
     const expected = new Map<string, string[]>();
     for (let index = 0; index < 6000; index += 1) {
@@ -31,9 +32,11 @@ describe('reading staged files back', () => {
     // The last line has no newline; blank lines are skipped.
     writeFileSync(path.join(directory, batchFileName(3)), `${lines.slice(0, 10).join('\n')}\n\n${lines.slice(10).join('\n')}`);
 
-    const { patients, malformed } = readStagedBatch(directory, 3);
+    const staged = readStagedBatch(directory, 3);
+    const patients = [...staged.patients()];
 
-    expect(malformed).toEqual([]);
+    expect(staged.malformed).toEqual([]);
+    expect(staged.patientIds).toEqual(patients.map(([patient]) => patient));
     expect(patients.map(([patient]) => patient)).toEqual([...expected.keys()].sort());
     for (const [patient, resources, refusesResearch] of patients) {
       expect(resources.encounters.map((encounter) => encounter.id)).toEqual(expected.get(patient));
@@ -54,7 +57,34 @@ describe('reading staged files back', () => {
     expect(names.size).toBe(2);
   });
 
+  it('lists the lines that are not resources in file order, whichever patient they belong to', () => {
+    const encounter = (id: string, patient: string) => JSON.stringify({ resourceType: 'Encounter', id, subject: { reference: `Patient/${patient}` } });
+    const lines = [
+      `${stagedLinePrefix(1, 10, 'b')}${encounter('e-1', 'b')}`,
+      `${stagedLinePrefix(1, 11, 'b')}{"resourceType":"Observation","id":`,
+      `${stagedLinePrefix(1, 12, 'a')}{"resourceType":"Condition"`,
+      `${stagedLinePrefix(2, 3, 'a')}${encounter('e-2', 'a')}`,
+    ];
+    writeFileSync(path.join(directory, batchFileName(1)), `${lines.join('\n')}\n`);
+
+    const staged = readStagedBatch(directory, 1);
+    const patients = [...staged.patients()];
+
+    expect(patients.map(([patient, resources]) => [patient, resources.encounters.map((stay) => stay.id)])).toEqual([
+      ['a', ['e-2']],
+      ['b', ['e-1']],
+    ]);
+    expect(staged.malformed.map(({ fileIndex, line, declaredType }) => [fileIndex, line, declaredType])).toEqual([
+      [1, 11, 'Observation'],
+      [1, 12, 'Condition'],
+    ]);
+    expect(staged.malformed.every(({ message }) => message.length > 0)).toBe(true);
+  });
+
   it('reads a missing batch file as an empty batch', () => {
-    expect(readStagedBatch(directory, 0)).toEqual({ patients: [], malformed: [] });
+    const staged = readStagedBatch(directory, 0);
+    expect(staged.patientIds).toEqual([]);
+    expect([...staged.patients()]).toEqual([]);
+    expect(staged.malformed).toEqual([]);
   });
 });
