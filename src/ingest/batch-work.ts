@@ -295,7 +295,7 @@ export async function convertStagedBatch(
     ...(settings.clinicalWords === undefined ? {} : { clinicalWords: settings.clinicalWords }),
   };
   const records: CohortEncounterRecord[] = [];
-  const counts: Record<string, number> = { patients: staged.patientIds.length, emergencyStays: 0 };
+  const counts: Record<string, number> = { patients: 0, emergencyStays: 0 };
   const count = (key: string, by: number) => {
     counts[key] = (counts[key] ?? 0) + by;
   };
@@ -303,6 +303,7 @@ export async function convertStagedBatch(
   const consentRefusalKeys: string[] = [];
   let sliceStarted = Date.now();
   for (const [patientId, resources, refusesResearch] of staged.patients()) {
+    count('patients', 1);
     // The key cohortRecordsForPatient gives the patient's rows (and opt-out.ts patientKeyFor).
     const patientKey = hasher('patient', patientId);
     if (refusesResearch || optedOut.has(patientKey)) {

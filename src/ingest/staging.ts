@@ -480,11 +480,10 @@ export interface StagedMalformedLine {
 }
 
 export interface StagedBatch {
-  /** The batch's patients, sorted by id. */
-  readonly patientIds: readonly string[];
   /**
-   * The resources of each patient, in `patientIds` order, parsed when the patient is reached (and whether a
-   * Consent of theirs refuses research use): one patient's resources are in memory at a time.
+   * The resources of each patient, by patient id in sorted order, parsed when the patient is reached (and whether a
+   * Consent of theirs refuses research use): one patient's resources are in memory at a time. Patients none of whose
+   * staged lines is a resource the conversion reads are left out.
    */
   patients(): Generator<[string, PatientResources, boolean]>;
   /** The staged lines that are not resources, in file order; complete once `patients()` has been read to the end. */
@@ -553,12 +552,15 @@ export function readStagedBatch(directory: string, batch: number): StagedBatch {
         if (resource !== null) addResource(resources, resource);
       }
       const { refusesResearch, ...rest } = resources;
-      yield [patientId, rest, refusesResearch];
+      // As before lines were grouped: a patient none of whose lines is a resource the conversion reads is not one.
+      const kept = rest.patient !== undefined || rest.encounters.length + rest.conditions.length + rest.observations.length +
+        rest.serviceRequests.length + rest.medications.length + rest.procedures.length > 0;
+      if (kept || refusesResearch) yield [patientId, rest, refusesResearch];
     }
     malformed.sort((a, b) => a.at - b.at);
     for (const { line } of malformed) found.push(line);
   }
-  return { patientIds, patients, malformed: found };
+  return { patients, malformed: found };
 }
 
 /** Medication resource id → product name, from every Medication resource of the input. */

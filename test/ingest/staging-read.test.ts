@@ -36,7 +36,6 @@ describe('reading staged files back', () => {
     const patients = [...staged.patients()];
 
     expect(staged.malformed).toEqual([]);
-    expect(staged.patientIds).toEqual(patients.map(([patient]) => patient));
     expect(patients.map(([patient]) => patient)).toEqual([...expected.keys()].sort());
     for (const [patient, resources, refusesResearch] of patients) {
       expect(resources.encounters.map((encounter) => encounter.id)).toEqual(expected.get(patient));
@@ -64,6 +63,8 @@ describe('reading staged files back', () => {
       `${stagedLinePrefix(1, 11, 'b')}{"resourceType":"Observation","id":`,
       `${stagedLinePrefix(1, 12, 'a')}{"resourceType":"Condition"`,
       `${stagedLinePrefix(2, 3, 'a')}${encounter('e-2', 'a')}`,
+      // A patient whose only line is not a resource is no patient of the batch.
+      `${stagedLinePrefix(2, 4, 'c')}not json`,
     ];
     writeFileSync(path.join(directory, batchFileName(1)), `${lines.join('\n')}\n`);
 
@@ -77,13 +78,13 @@ describe('reading staged files back', () => {
     expect(staged.malformed.map(({ fileIndex, line, declaredType }) => [fileIndex, line, declaredType])).toEqual([
       [1, 11, 'Observation'],
       [1, 12, 'Condition'],
+      [2, 4, null],
     ]);
     expect(staged.malformed.every(({ message }) => message.length > 0)).toBe(true);
   });
 
   it('reads a missing batch file as an empty batch', () => {
     const staged = readStagedBatch(directory, 0);
-    expect(staged.patientIds).toEqual([]);
     expect([...staged.patients()]).toEqual([]);
     expect(staged.malformed).toEqual([]);
   });
