@@ -203,7 +203,8 @@ class WorkerPool implements IngestProcessor {
  * The young generation of a worker's heap. A batch's parsed resources die while it is converted, but with the
  * V8 default most of them outlived two scavenges and were promoted, then mark-compacted. Measured on the
  * 10k synthetic ingest (docs/benchmarks.md, 2026-12-02 night): 96 MB took 8–9% less CPU than the default (29.4 -> 26.9 s) and
- * less resident memory; 192 MB was no faster and used more.
+ * less resident memory; 192 MB was no faster and used more. Measured while a batch was still parsed whole before its
+ * conversion (before cfde989); not measured again since patients are parsed one at a time.
  */
 const workerYoungGenerationMb = 96;
 

@@ -88,7 +88,7 @@ export interface IngestOptions {
   readonly databaseUrl?: string;
   /** Where runs stage their input, a folder per run, removed when it finishes; the system's temporary folder by default. */
   readonly stagingDirectory?: string;
-  /** Batches of patients; by default about one per 32 MB of uncompressed input (1 for the demo). */
+  /** Batches of patients; by default about one per 16 MB of uncompressed input (staging.ts chooseBatchCount) (1 for the demo). */
   readonly batches?: number;
   /**
    * Worker threads that parse and convert (one per core, at most 4, by default). They need a hasher made by

@@ -107,8 +107,8 @@ const progressEveryResources = 5000;
 /** Characters buffered across all batches before they are written out. */
 const flushCharacters = 8 << 20;
 /**
- * Input bytes (uncompressed) per batch: a batch is parsed whole when converted, on each worker thread, and its
- * resources take about eight times their size in memory while it is (measured on the synthetic cohort).
+ * Input bytes (uncompressed) per batch: each worker thread holds a batch's staged bytes whole while it converts it
+ * (readStagedBatch), besides one patient's parsed resources at a time.
  */
 const targetBatchInputBytes = 16 << 20;
 /** Compressed bytes sampled from the start of a gzip file to estimate its uncompressed size. */
@@ -450,13 +450,17 @@ export interface StagedResource {
   readonly declaredType: string | null;
 }
 
+/** The patient id of a staged line's prefix from its JSON string (stagedLinePrefix), parsed only when it has escapes. */
+function unquotePatientId(quoted: string): string {
+  return quoted.includes('\\') ? (JSON.parse(quoted) as string) : quoted.slice(1, -1);
+}
+
 /** Reads a staged line back (stagedLinePrefix); the resource is parsed here, once. */
 export function readStagedLine(text: string): StagedResource {
   const first = text.indexOf('\t');
   const second = text.indexOf('\t', first + 1);
   const third = text.indexOf('\t', second + 1);
-  const quoted = text.slice(second + 1, third);
-  const patientId = quoted.includes('\\') ? (JSON.parse(quoted) as string) : quoted.slice(1, -1);
+  const patientId = unquotePatientId(text.slice(second + 1, third));
   const json = text.slice(third + 1);
   const parsed = parseResourceLine(json);
   const declared = typeof parsed === 'string' ? /"resourceType"\s*:\s*"([^"\\]+)"/.exec(json)?.[1] ?? null : null;
@@ -513,8 +517,7 @@ export function readStagedBatch(directory: string, batch: number): StagedBatch {
       const second = first === -1 || first >= end ? -1 : bytes.indexOf(tab, first + 1);
       const third = second === -1 || second >= end ? -1 : bytes.indexOf(tab, second + 1);
       if (third === -1 || third >= end) throw new Error(`staged batch ${batch} holds a line without its prefix at byte ${start}`);
-      const quoted = bytes.toString('utf8', second + 1, third);
-      const patientId = quoted.includes('\\') ? (JSON.parse(quoted) as string) : quoted.slice(1, -1);
+      const patientId = unquotePatientId(bytes.toString('utf8', second + 1, third));
       let lines = linesOf.get(patientId);
       if (!lines) {
         lines = [];
@@ -540,6 +543,8 @@ export function readStagedBatch(directory: string, batch: number): StagedBatch {
         procedures: [],
         refusesResearch: false,
       };
+      // As when the lines were not grouped first: a patient none of whose lines is a resource the conversion reads is none.
+      let kept = false;
       for (let index = 0; index < lines.length; index += 2) {
         const at = lines[index]!;
         const staged = readStagedLine(bytes.toString('utf8', at, lines[index + 1]));
@@ -549,13 +554,13 @@ export function readStagedBatch(directory: string, batch: number): StagedBatch {
         }
         // Lines staged unparsed are whole resources: reduced as the others were when staged (a no-op for those).
         const resource = staged.resource.resourceType === 'Consent' ? staged.resource : reduceForConversion(staged.resource);
-        if (resource !== null) addResource(resources, resource);
+        if (resource === null) continue;
+        addResource(resources, resource);
+        kept = true;
       }
+      if (!kept) continue;
       const { refusesResearch, ...rest } = resources;
-      // As before lines were grouped: a patient none of whose lines is a resource the conversion reads is not one.
-      const kept = rest.patient !== undefined || rest.encounters.length + rest.conditions.length + rest.observations.length +
-        rest.serviceRequests.length + rest.medications.length + rest.procedures.length > 0;
-      if (kept || refusesResearch) yield [patientId, rest, refusesResearch];
+      yield [patientId, rest, refusesResearch];
     }
     malformed.sort((a, b) => a.at - b.at);
     for (const { line } of malformed) found.push(line);
