@@ -1,4 +1,4 @@
-import type { BaselineStatistics, CohortCriteria, CohortStatistics, Icd10Overlap, ItemCategory, ItemCount } from './types.js';
+import type { BaselineStatistics, CohortCriteria, CohortStatistics, Icd10Overlap, ItemCategory, ItemCount, OutcomeStatistics } from './types.js';
 
 /**
  * The precomputed cohort aggregates of one generation (migration 0006), held in memory: a hook sums the cells its
@@ -303,6 +303,46 @@ function firstAtLeast(cells: AgeSortedCells, age: number): number {
 }
 
 /** One generation's aggregates in memory, answering the criteria it can answer exactly. */
+/**
+ * A cohort's statistics that keep their items as one typed array (item indexes, then their encounters) instead of an
+ * object per item: a cache holds thousands of cohorts of a few hundred items each, and the collector would otherwise
+ * mark every one of those objects at each major collection. `items` is built when read, and kept only as long as
+ * something else holds it (a WeakRef): a hook whose cards come from the card cache never reads it.
+ */
+function packedStatistics(size: number, table: readonly SnapshotItem[], packedItems: Int32Array, outcomes: OutcomeStatistics): CohortStatistics {
+  let built: WeakRef<readonly ItemCount[]> | undefined;
+  const unpack = (): readonly ItemCount[] => {
+    const count = packedItems.length / 2;
+    const items: ItemCount[] = new Array(count);
+    for (let at = 0; at < count; at += 1) {
+      const item = table[packedItems[at]!]!;
+      items[at] = {
+        itemCode: item.itemCode,
+        category: item.category,
+        kind: item.kind,
+        display: item.display,
+        codeSystem: item.codeSystem,
+        code: item.code,
+        encounters: packedItems[count + at]!,
+      };
+    }
+    return items;
+  };
+  return {
+    size,
+    // An own, enumerable accessor: spreading, JSON and deep equality see the items as if they were a plain field.
+    get items(): readonly ItemCount[] {
+      let items = built?.deref();
+      if (items === undefined) {
+        items = unpack();
+        built = new WeakRef(items);
+      }
+      return items;
+    },
+    outcomes,
+  };
+}
+
 export class AggregateSnapshot {
   /** Per complaint concept: its cells by age, and per sex its cells by age. */
   private readonly index = new Map<string, SexAndAgeRuns>();
@@ -565,35 +605,23 @@ export class AggregateSnapshot {
     // Taken (and the scratch emptied) before anything can return.
     const ed = this.edScratch.takeMedian();
     const hospital = this.hospitalScratch.takeMedian();
-    const items: ItemCount[] = [];
-    for (const index of touched) {
-      const encounters = itemTotals[index]!;
-      const item = this.data.items[index]!;
-      if (!item.uniform) return null;
-      items.push({
-        itemCode: item.itemCode,
-        category: item.category,
-        kind: item.kind,
-        display: item.display,
-        codeSystem: item.codeSystem,
-        code: item.code,
-        encounters,
-      });
-    }
+    for (const index of touched) if (!this.data.items[index]!.uniform) return null;
     // The SQL's order: most encounters first, then the item code (byte order, as under the C collation).
-    items.sort((a, b) => b.encounters - a.encounters || (a.itemCode < b.itemCode ? -1 : a.itemCode > b.itemCode ? 1 : 0));
-    return {
-      size,
-      items,
-      outcomes: {
-        admitted,
-        returned72h,
-        edLosMedianMinutes: ed.median,
-        edLosKnown: ed.known,
-        hospitalLosMedianMinutes: hospital.median,
-        hospitalLosKnown: hospital.known,
-      },
-    };
+    const table = this.data.items;
+    touched.sort((a, b) => itemTotals[b]! - itemTotals[a]! || (table[a]!.itemCode < table[b]!.itemCode ? -1 : table[a]!.itemCode > table[b]!.itemCode ? 1 : 0));
+    const packedItems = new Int32Array(touched.length * 2);
+    touched.forEach((index, at) => {
+      packedItems[at] = index;
+      packedItems[touched.length + at] = itemTotals[index]!;
+    });
+    return packedStatistics(size, table, packedItems, {
+      admitted,
+      returned72h,
+      edLosMedianMinutes: ed.median,
+      edLosKnown: ed.known,
+      hospitalLosMedianMinutes: hospital.median,
+      hospitalLosKnown: hospital.known,
+    });
   }
 
   describeBaseline(): BaselineStatistics {
