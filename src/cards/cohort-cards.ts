@@ -206,17 +206,48 @@ function acceptanceRanking(context: CardContext): { estimate: (ranked: RankedIte
   };
 }
 
+/** Most concepts kept by `orderedConcept`: far more than the distinct items of a cohort database (hundreds). */
+const maximumSharedConcepts = 10_000;
+const sharedConcepts = new Map<string, Readonly<Record<string, unknown>>>();
+
+/**
+ * The CodeableConcept a suggestion orders, one object per distinct item shared by every template: a card cache of
+ * thousands of templates would otherwise hold three objects per suggestion for the collector to mark. Never changed
+ * (orderResource puts it into the call's resource as it is). Emptied when full, which only costs new objects.
+ */
+function orderedConcept(item: RankedItem['item']): Readonly<Record<string, unknown>> {
+  const key = `${item.codeSystem ?? ''}\u0000${item.code ?? ''}\u0000${item.display}`;
+  let concept = sharedConcepts.get(key);
+  if (concept === undefined) {
+    const coding = item.codeSystem && item.code ? [{ system: item.codeSystem, code: item.code, display: item.display }] : undefined;
+    concept = coding ? { coding, text: item.display } : { text: item.display };
+    if (sharedConcepts.size >= maximumSharedConcepts) sharedConcepts.clear();
+    sharedConcepts.set(key, concept);
+  }
+  return concept;
+}
+
+/** The rules' override reasons as the cards carry them (code, system, display), once per rules object. */
+const cardOverrideReasons = new WeakMap<Rules['overrideReasons'], NonNullable<Card['overrideReasons']>>();
+
+function overrideReasonsOf(rules: Rules): Card['overrideReasons'] {
+  const reasons = rules.overrideReasons;
+  if (reasons.length === 0) return undefined;
+  let codings = cardOverrideReasons.get(reasons);
+  if (codings === undefined) cardOverrideReasons.set(reasons, (codings = reasons.map(({ code, system, display }) => ({ code, system, display }))));
+  return codings;
+}
+
 function suggestionTemplates(kind: CardKind, items: readonly RankedItem[], size: number): SuggestionTemplate[] {
   return items.map((ranked) => {
     const { item } = ranked;
     const medication = item.kind === 'medication';
-    const coding = item.codeSystem && item.code ? [{ system: item.codeSystem, code: item.code, display: item.display }] : undefined;
     return {
       uuidName: `${kind}/${item.itemCode}`,
       label: `${medication ? 'Give' : 'Order'} ${item.display}`,
       description: `${medication ? 'Prescribe' : 'Order'} ${item.display} (${formatPercent(ranked.share)} of ${size} similar visits)`,
       medication,
-      concept: coding ? { coding, text: item.display } : { text: item.display },
+      concept: orderedConcept(item),
     };
   });
 }
@@ -261,7 +292,6 @@ function itemCardTemplate(context: CardContext, kind: 'workup' | 'treatment'): C
   }
   const noise = describeCountNoise(context.rules.countNoise);
   if (noise) sections.push(noise);
-  const reasons = context.rules.overrideReasons;
   return {
     kind,
     summary,
@@ -270,7 +300,7 @@ function itemCardTemplate(context: CardContext, kind: 'workup' | 'treatment'): C
     sourceLabel: sourceLabel(context),
     suggestions: suggestionTemplates(kind, ranking.distinctive, statistics.size),
     // CDS Hooks Codings, in the order of the response schema (code, system, display).
-    overrideReasons: reasons.length > 0 ? reasons.map(({ code, system, display }) => ({ code, system, display })) : undefined,
+    overrideReasons: overrideReasonsOf(context.rules),
     suggestedItemCodes: ranking.distinctive.map((ranked) => ranked.item.itemCode),
     suggestedItemDisplays: ranking.distinctive.map((ranked) => ranked.item.display),
   };

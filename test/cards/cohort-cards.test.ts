@@ -3,7 +3,7 @@ import { buildCohortCards, buildPrognosisCard, buildWorkupCard, describeCohortCr
 import { escapeMarkdown, fitSummary } from '../../src/cards/format.js';
 import { cardUuidFactory, uuidV5 } from '../../src/cards/uuid.js';
 import type { CohortSelection } from '../../src/cohort/matching.js';
-import { defaultRules, rulesSchema } from '../../src/cohort/rules.js';
+import { defaultRules, rulesSchema, suggestedOverrideReasons } from '../../src/cohort/rules.js';
 import type { CohortCriteria, ItemCount } from '../../src/cohort/types.js';
 import { makeCriteria, makeFacts } from '../cohort/fixtures.js';
 
@@ -228,5 +228,28 @@ describe('format', () => {
     const long = fitSummary('word '.repeat(60));
     expect(long.length).toBeLessThan(140);
     expect(long.endsWith('…')).toBe(true);
+  });
+});
+
+describe('what templates share', () => {
+  it('one ordered concept per item and one list of override reasons per rules, whatever the cohort', () => {
+    const rules = rulesSchema.parse({ ...defaultRules, overrideReasons: suggestedOverrideReasons });
+    const other = context({
+      rules,
+      selection: { ...selection, statistics: { ...selection.statistics, size: 41 } },
+      patientId: 'another-patient',
+    });
+    const [first, second] = [buildWorkupCard(context({ rules }))!, buildWorkupCard(other)!];
+    const conceptOf = (card: typeof first, index: number) => {
+      const resource = card.suggestions![index]!.actions![0]!.resource as { code: unknown };
+      return resource.code;
+    };
+    // Another cohort (its own counts and descriptions), the same lipase order: the very same concept object.
+    expect(first.suggestions![0]!.actions![0]!.description).not.toBe(second.suggestions![0]!.actions![0]!.description);
+    expect(conceptOf(second, 0)).toBe(conceptOf(first, 0));
+    expect(conceptOf(first, 0)).toEqual({ coding: [{ system: 'urn:test', code: 'lab:lipase', display: 'Lipase' }], text: 'Lipase' });
+    expect(conceptOf(first, 1)).not.toBe(conceptOf(first, 0));
+    expect(second.overrideReasons).toBe(first.overrideReasons);
+    expect(first.overrideReasons).toEqual(suggestedOverrideReasons.map(({ code, system, display }) => ({ code, system, display })));
   });
 });
