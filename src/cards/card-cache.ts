@@ -45,7 +45,8 @@ export class CohortCardCache {
   /** buildCohortCards(context), from a remembered template when one fits. */
   build(context: CardContext): BuiltCard[] {
     if (this.maxEntries <= 0) return personalize(cohortCardTemplates(context), context);
-    const key = `${cohortCriteriaKey(context.selection.plan.criteria)}\u0000${describeCohortCriteria(context)}\u0000${draftOrdersKey(context.facts.draftOrders)}`;
+    // Joined: a flat key (a template literal would keep a tree of concatenations for as long as the entry lives).
+    const key = [cohortCriteriaKey(context.selection.plan.criteria), describeCohortCriteria(context), draftOrdersKey(context.facts.draftOrders)].join('\u0000');
     const entry = this.entries.get(key);
     if (entry !== undefined && this.fits(entry, context)) {
       // Re-inserted: most recently used.

@@ -47,7 +47,8 @@ const serviceName = 'Cohort CDS';
 
 /** Source label: who says it, on how many visits, under which rules (CDS Hooks 2.0 §Source). */
 function sourceLabel(context: CardContext): string {
-  return `${serviceName} · ${context.selection.statistics.size} similar ED visits · rules v${context.rulesVersion}`;
+  // Joined: a flat string, kept by every template of the card cache (a template literal keeps a tree of concatenations).
+  return [serviceName, ' · ', String(context.selection.statistics.size), ' similar ED visits · rules v', String(context.rulesVersion)].join('');
 }
 
 /** A list in words: "a", "a or b", "a, b or c". */
@@ -120,21 +121,27 @@ export interface CardTemplate {
   readonly suggestedItemDisplays: readonly string[];
 }
 
-/** One suggestion without its uuid and without the patient its draft order is for. */
-interface SuggestionTemplate {
+/** What a suggestion orders, the same for every cohort that suggests the item: one object per item (`suggestedOrder`). */
+interface SuggestedOrder {
   /** The name its uuid is derived from. */
   readonly uuidName: string;
   readonly label: string;
-  readonly description: string;
   readonly medication: boolean;
   /** The CodeableConcept ordered: shared by every call, never changed. */
   readonly concept: Readonly<Record<string, unknown>>;
 }
 
+/** One suggestion without its uuid and without the patient its draft order is for. */
+interface SuggestionTemplate {
+  readonly order: SuggestedOrder;
+  /** The cohort's share, which makes it particular to the template. */
+  readonly description: string;
+}
+
 /** What a template needs to become the call's card. */
 export type CallContext = Pick<CardContext, 'uuidFor' | 'patientId' | 'encounterId' | 'explanationLink'>;
 
-function orderResource(suggestion: SuggestionTemplate, call: CallContext): Record<string, unknown> {
+function orderResource(suggestion: SuggestedOrder, call: CallContext): Record<string, unknown> {
   const subject = { reference: `Patient/${call.patientId}` };
   const resource: Record<string, unknown> = suggestion.medication
     ? { resourceType: 'MedicationRequest', status: 'draft', intent: 'proposal', medicationCodeableConcept: suggestion.concept, subject }
@@ -158,8 +165,9 @@ function personalizeCard(template: CardTemplate, call: CallContext): BuiltCard {
   };
   if (template.suggestions.length > 0) {
     card.suggestions = template.suggestions.map((suggestion) => {
-      const action: Action = { type: 'create', resource: orderResource(suggestion, call), description: suggestion.description };
-      return { label: suggestion.label, uuid: call.uuidFor(suggestion.uuidName), actions: [action] };
+      const { order } = suggestion;
+      const action: Action = { type: 'create', resource: orderResource(order, call), description: suggestion.description };
+      return { label: order.label, uuid: call.uuidFor(order.uuidName), actions: [action] };
     });
     card.selectionBehavior = 'any';
   }
@@ -206,25 +214,33 @@ function acceptanceRanking(context: CardContext): { estimate: (ranked: RankedIte
   };
 }
 
-/** Most concepts kept by `orderedConcept`: far more than the distinct items of a cohort database (hundreds). */
-const maximumSharedConcepts = 10_000;
-const sharedConcepts = new Map<string, Readonly<Record<string, unknown>>>();
+/** Most orders kept by `suggestedOrder`: far more than the distinct items of a cohort database (hundreds). */
+const maximumSharedOrders = 10_000;
+const sharedOrders = new Map<string, SuggestedOrder>();
 
 /**
- * The CodeableConcept a suggestion orders, one object per distinct item shared by every template: a card cache of
- * thousands of templates would otherwise hold three objects per suggestion for the collector to mark. Never changed
- * (orderResource puts it into the call's resource as it is). Emptied when full, which only costs new objects.
+ * What a suggestion of this kind orders for this item, one object shared by every template that suggests it: a card
+ * cache of thousands of templates would otherwise hold its own label, uuid name and concept (five objects and strings)
+ * per suggestion for the collector to mark. Never changed (orderResource puts the concept into the call's resource as
+ * it is). Emptied when full, which only costs new objects.
  */
-function orderedConcept(item: RankedItem['item']): Readonly<Record<string, unknown>> {
-  const key = `${item.codeSystem ?? ''}\u0000${item.code ?? ''}\u0000${item.display}`;
-  let concept = sharedConcepts.get(key);
-  if (concept === undefined) {
+function suggestedOrder(kind: CardKind, item: RankedItem['item']): SuggestedOrder {
+  // Joined, not a template literal: a flat string rather than a tree of concatenations.
+  const key = [kind, item.itemCode, item.kind, item.codeSystem ?? '', item.code ?? '', item.display].join('\u0000');
+  let order = sharedOrders.get(key);
+  if (order === undefined) {
+    const medication = item.kind === 'medication';
     const coding = item.codeSystem && item.code ? [{ system: item.codeSystem, code: item.code, display: item.display }] : undefined;
-    concept = coding ? { coding, text: item.display } : { text: item.display };
-    if (sharedConcepts.size >= maximumSharedConcepts) sharedConcepts.clear();
-    sharedConcepts.set(key, concept);
+    order = {
+      uuidName: [kind, item.itemCode].join('/'),
+      label: [medication ? 'Give' : 'Order', item.display].join(' '),
+      medication,
+      concept: coding ? { coding, text: item.display } : { text: item.display },
+    };
+    if (sharedOrders.size >= maximumSharedOrders) sharedOrders.clear();
+    sharedOrders.set(key, order);
   }
-  return concept;
+  return order;
 }
 
 /** The rules' override reasons as the cards carry them (code, system, display), once per rules object. */
@@ -240,15 +256,10 @@ function overrideReasonsOf(rules: Rules): Card['overrideReasons'] {
 
 function suggestionTemplates(kind: CardKind, items: readonly RankedItem[], size: number): SuggestionTemplate[] {
   return items.map((ranked) => {
-    const { item } = ranked;
-    const medication = item.kind === 'medication';
-    return {
-      uuidName: `${kind}/${item.itemCode}`,
-      label: `${medication ? 'Give' : 'Order'} ${item.display}`,
-      description: `${medication ? 'Prescribe' : 'Order'} ${item.display} (${formatPercent(ranked.share)} of ${size} similar visits)`,
-      medication,
-      concept: orderedConcept(item),
-    };
+    const order = suggestedOrder(kind, ranked.item);
+    const verb = order.medication ? 'Prescribe' : 'Order';
+    // Joined: one flat string per template rather than a tree of concatenations for the collector to walk.
+    return { order, description: [verb, ' ', ranked.item.display, ' (', formatPercent(ranked.share), ' of ', String(size), ' similar visits)'].join('') };
   });
 }
 

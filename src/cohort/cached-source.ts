@@ -235,7 +235,9 @@ export class CachedCohortSource implements CohortSource {
 
   async countCohorts(criteria: readonly CohortCriteria[]): Promise<number[]> {
     await this.checkVersion();
-    return this.counts.get(`[${criteria.map(cohortCriteriaKey).join(',')}]`, () => this.source.countCohorts(criteria), !this.versionTracked);
+    // Joined: a flat key for as long as the entry lives (a template literal keeps a tree of concatenations).
+    const key = ['[', criteria.map(cohortCriteriaKey).join(','), ']'].join('');
+    return this.counts.get(key, () => this.source.countCohorts(criteria), !this.versionTracked);
   }
 
   async describeCohort(criteria: CohortCriteria, options: DescribeCohortOptions = {}): Promise<CohortStatistics> {
