@@ -102,8 +102,12 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   registerErrorHandler(app);
   // Before any route, so that every answer is counted; the cohort cache is made further down.
   let cohortCache: CachedCohortSource | undefined;
+  let cardCache: CohortCardCache | undefined;
   if (config.runtimeStatsIntervalMs > 0) {
-    const lookups = config.cohortCacheSize > 0 ? () => cohortCache?.lookups() ?? { hits: 0, misses: 0 } : undefined;
+    const lookups =
+      config.cohortCacheSize > 0
+        ? () => ({ ...(cohortCache?.lookups() ?? { hits: 0, misses: 0 }), ...(cardCache ? { cards: { hits: cardCache.hits, misses: cardCache.misses } } : {}) })
+        : undefined;
     logRuntimeStats(app, config.runtimeStatsIntervalMs, lookups);
   }
 
@@ -209,7 +213,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
     ...(countNoiseKey === undefined ? {} : { countNoiseKey }),
     // Patients who share a cohort share its card templates: one per cohort and set of draft orders, so twice as many as
     // the cohort cache keeps cohorts (the hooks without draft orders and order-select/-sign with the same drafts).
-    cardCache: new CohortCardCache(config.cohortCacheSize * 2),
+    cardCache: (cardCache = new CohortCardCache(config.cohortCacheSize * 2)),
     onTrace: (trace: HookTrace) => {
       app.log.info({ hook: trace }, 'hook answered');
       hookCallLog.record({

@@ -39,6 +39,9 @@ function draftOrdersKey(draftOrders: readonly DraftOrder[]): string {
  */
 export class CohortCardCache {
   private readonly entries = new Map<string, Entry>();
+  /** Builds answered from a remembered template, and those that made theirs (since the start). */
+  hits = 0;
+  misses = 0;
 
   constructor(private readonly maxEntries: number) {}
 
@@ -52,9 +55,11 @@ export class CohortCardCache {
       // Re-inserted: most recently used.
       this.entries.delete(key);
       this.entries.set(key, entry);
+      this.hits += 1;
       return personalize(entry.templates, context);
     }
     const templates = cohortCardTemplates(context);
+    this.misses += 1;
     this.entries.delete(key);
     this.entries.set(key, {
       statistics: context.selection.statistics,

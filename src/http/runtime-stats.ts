@@ -25,10 +25,19 @@ export interface RuntimeStatsLine {
   /** Cohort lookups answered from the cohort cache and loaded past it, when the service has the cache. */
   readonly cohortCacheHits?: number;
   readonly cohortCacheMisses?: number;
+  /** Hooks whose cards came from a remembered card template, and those that built theirs (CohortCardCache). */
+  readonly cardCacheHits?: number;
+  readonly cardCacheMisses?: number;
 }
 
-/** Running totals of cohort-cache lookups (CachedCohortSource.lookups). */
-export type CacheLookups = () => { readonly hits: number; readonly misses: number };
+/** Running totals of lookups in a cache: hits and misses since the start. */
+export interface LookupTotals {
+  readonly hits: number;
+  readonly misses: number;
+}
+
+/** Running totals of cohort-cache lookups (CachedCohortSource.lookups) and, when there is one, of the card cache's. */
+export type CacheLookups = () => LookupTotals & { readonly cards?: LookupTotals };
 
 const round = (value: number, digits = 1) => Number(value.toFixed(digits));
 const megabytes = (bytes: number) => round(bytes / 2 ** 20, 0);
@@ -54,7 +63,7 @@ export class RuntimeStats {
   private slowest = 0;
   private gcTotal = 0;
   private gcMax = 0;
-  private lookupsBefore: { readonly hits: number; readonly misses: number } | undefined;
+  private lookupsBefore: ReturnType<CacheLookups> | undefined;
 
   constructor(private readonly cacheLookups?: CacheLookups) {
     this.lookupsBefore = cacheLookups?.();
@@ -99,6 +108,9 @@ export class RuntimeStats {
       heapUsedMb: megabytes(memory.heapUsed),
       ...(lookups && this.lookupsBefore
         ? { cohortCacheHits: lookups.hits - this.lookupsBefore.hits, cohortCacheMisses: lookups.misses - this.lookupsBefore.misses }
+        : {}),
+      ...(lookups?.cards && this.lookupsBefore?.cards
+        ? { cardCacheHits: lookups.cards.hits - this.lookupsBefore.cards.hits, cardCacheMisses: lookups.cards.misses - this.lookupsBefore.cards.misses }
         : {}),
     };
     this.lookupsBefore = lookups;

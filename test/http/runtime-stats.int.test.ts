@@ -36,13 +36,13 @@ describe('RuntimeStats', () => {
     }
   });
 
-  it('gives the cohort-cache lookups of each interval, not the running totals', () => {
-    let totals = { hits: 10, misses: 4 };
+  it('gives the cohort-cache and card-cache lookups of each interval, not the running totals', () => {
+    let totals = { hits: 10, misses: 4, cards: { hits: 7, misses: 3 } };
     const stats = new RuntimeStats(() => totals);
     try {
-      totals = { hits: 25, misses: 6 };
-      expect(stats.take()).toMatchObject({ cohortCacheHits: 15, cohortCacheMisses: 2 });
-      expect(stats.take()).toMatchObject({ cohortCacheHits: 0, cohortCacheMisses: 0 });
+      totals = { hits: 25, misses: 6, cards: { hits: 12, misses: 4 } };
+      expect(stats.take()).toMatchObject({ cohortCacheHits: 15, cohortCacheMisses: 2, cardCacheHits: 5, cardCacheMisses: 1 });
+      expect(stats.take()).toMatchObject({ cohortCacheHits: 0, cohortCacheMisses: 0, cardCacheHits: 0, cardCacheMisses: 0 });
       const withoutCache = new RuntimeStats();
       expect(withoutCache.take()).not.toHaveProperty('cohortCacheHits');
       withoutCache.stop();
