@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { buildCohortCards, buildPrognosisCard, buildWorkupCard, describeCohortCriteria, type CardContext } from '../../src/cards/cohort-cards.js';
 import { escapeMarkdown, fitSummary } from '../../src/cards/format.js';
@@ -65,6 +66,22 @@ function context(overrides: Partial<CardContext> = {}): CardContext {
 describe('uuidV5', () => {
   it('matches the RFC 9562 example', () => {
     expect(uuidV5('6ba7b810-9dad-11d1-80b4-00c04fd430c8', 'www.example.com')).toBe('2ed6657d-e927-568b-95e1-2665a8aea6a2');
+  });
+
+  it('agrees with the RFC algorithm written out on bytes, for short, long and non-ASCII names and every variant digit', () => {
+    const namespace = '8f6c2a3e-5b1d-4c7e-9a0f-3d2e1b4c5a69';
+    const reference = (name: string) => {
+      const digest = createHash('sha1').update(Buffer.from(namespace.replace(/-/g, ''), 'hex')).update(name, 'utf8').digest();
+      digest[6] = (digest[6]! & 0x0f) | 0x50;
+      digest[8] = (digest[8]! & 0x3f) | 0x80;
+      const hex = digest.subarray(0, 16).toString('hex');
+      return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
+    };
+    // 256 units fill the reused buffer exactly (3 bytes each at most); 257 and more take the other path.
+    const names = ['workup', 'workup/lab:50912', 'é'.repeat(256), 'ü'.repeat(257), 'x'.repeat(5000), ...Array.from({ length: 40 }, (_, i) => `treatment/med:${i}`)];
+    const uuids = names.map((name) => uuidV5(namespace, name));
+    expect(uuids).toEqual(names.map(reference));
+    expect(new Set(uuids.map((uuid) => uuid[19])).size).toBe(4);
   });
 });
 
