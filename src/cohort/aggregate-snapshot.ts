@@ -302,7 +302,6 @@ function firstAtLeast(cells: AgeSortedCells, age: number): number {
   return low;
 }
 
-/** One generation's aggregates in memory, answering the criteria it can answer exactly. */
 /**
  * A cohort's statistics that keep their items as one typed array (item indexes, then their encounters) instead of an
  * object per item: a cache holds thousands of cohorts of a few hundred items each, and the collector would otherwise
@@ -343,6 +342,7 @@ function packedStatistics(size: number, table: readonly SnapshotItem[], packedIt
   };
 }
 
+/** One generation's aggregates in memory, answering the criteria it can answer exactly. */
 export class AggregateSnapshot {
   /** Per complaint concept: its cells by age, and per sex its cells by age. */
   private readonly index = new Map<string, SexAndAgeRuns>();
