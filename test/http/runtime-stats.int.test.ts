@@ -64,7 +64,9 @@ describe('RuntimeStats', () => {
       await pause(100);
       const quiet = stats.take();
       expect(quiet.eventLoopDelayMaxMs).toBeLessThan(blocked.eventLoopDelayMaxMs);
-      expect(quiet.eventLoopUtilization).toBeLessThan(blocked.eventLoopUtilization);
+      // Not strictly less: on a loaded CI machine other work of the jest worker kept its loop busy through both
+      // intervals once, and both utilizations rounded to 1 (the delay above is what tells the block apart).
+      expect(quiet.eventLoopUtilization).toBeLessThanOrEqual(blocked.eventLoopUtilization);
     } finally {
       stats.stop();
     }
