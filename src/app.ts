@@ -106,7 +106,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies): P
   if (config.runtimeStatsIntervalMs > 0) {
     const lookups =
       config.cohortCacheSize > 0
-        ? () => ({ ...(cohortCache?.lookups() ?? { hits: 0, misses: 0 }), ...(cardCache ? { cards: { hits: cardCache.hits, misses: cardCache.misses } } : {}) })
+        ? () => ({ ...(cohortCache?.lookups() ?? { hits: 0, misses: 0 }), ...(cardCache ? { cards: cardCache.lookups() } : {}) })
         : undefined;
     logRuntimeStats(app, config.runtimeStatsIntervalMs, lookups);
   }

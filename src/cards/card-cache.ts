@@ -39,9 +39,8 @@ function draftOrdersKey(draftOrders: readonly DraftOrder[]): string {
  */
 export class CohortCardCache {
   private readonly entries = new Map<string, Entry>();
-  /** Builds answered from a remembered template, and those that made theirs (since the start). */
-  hits = 0;
-  misses = 0;
+  private hits = 0;
+  private misses = 0;
 
   constructor(private readonly maxEntries: number) {}
 
@@ -88,6 +87,11 @@ export class CohortCardCache {
 
   clear(): void {
     this.entries.clear();
+  }
+
+  /** Builds answered from a remembered template, and those that made theirs, since the start (as CachedCohortSource.lookups). */
+  lookups(): { readonly hits: number; readonly misses: number } {
+    return { hits: this.hits, misses: this.misses };
   }
 
   get size(): number {

@@ -608,7 +608,7 @@ export class AggregateSnapshot {
     for (const index of touched) if (!this.data.items[index]!.uniform) return null;
     // The SQL's order: most encounters first, then the item code (byte order, as under the C collation).
     const table = this.data.items;
-    touched.sort((a, b) => itemTotals[b]! - itemTotals[a]! || (table[a]!.itemCode < table[b]!.itemCode ? -1 : table[a]!.itemCode > table[b]!.itemCode ? 1 : 0));
+    touched.sort((a, b) => itemTotals[b]! - itemTotals[a]! || compareText(table[a]!.itemCode, table[b]!.itemCode));
     const packedItems = new Int32Array(touched.length * 2);
     touched.forEach((index, at) => {
       packedItems[at] = index;

@@ -81,7 +81,7 @@ describe('CohortCardCache', () => {
     const answers = calls.map((context) => json(context, cache));
     expect(answers).toEqual(calls.map((context) => JSON.stringify(buildCohortCards(context))));
     expect(cache.size).toBe(1);
-    expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 2, misses: 1 });
+    expect(cache.lookups()).toEqual({ hits: 2, misses: 1 });
     // The per-call parts differ (control: the cache did not hand out the first call's cards).
     expect(answers[1]).not.toBe(answers[0]);
     expect(answers[1]).toContain('Patient/patient-b');
