@@ -155,8 +155,9 @@ function routeWithoutParsing(line: Buffer): { readonly resourceType: string; rea
  * resource the conversion reads goes to the batch of its patient (stagedLinePrefix). Lines of the usual compact
  * shape are routed from their bytes (routeWithoutParsing) and staged as they are, unparsed: JSON.parse runs once
  * per resource, at conversion. Every other line is parsed here, counted and reduced to what the conversion reads.
+ * The staged lines are written into `output` when it is given and large enough (`data` is then a view of it).
  */
-export function stageBytes(bytes: Uint8Array, firstLine: number, fileIndex: number, batchCount: number): StagedChunk {
+export function stageBytes(bytes: Uint8Array, firstLine: number, fileIndex: number, batchCount: number, output?: Uint8Array): StagedChunk {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const perBatch = new Map<number, Array<Buffer | string>>();
   const medications: string[] = [];
@@ -233,8 +234,9 @@ export function stageBytes(bytes: Uint8Array, firstLine: number, fileIndex: numb
     stage(patientId, line, JSON.stringify(reduced));
   }
 
-  // Never from Buffer's shared pool: a worker hands this memory over (transfers it) to the main thread.
-  const data = Buffer.allocUnsafeSlow(size);
+  // Into the caller's memory when it is large enough (a worker's shared slot, ingest-processor.ts); else never from
+  // Buffer's shared pool: a worker hands this memory over (transfers it) to the main thread.
+  const data = output && size <= output.length ? Buffer.from(output.buffer, output.byteOffset, size) : Buffer.allocUnsafeSlow(size);
   const spans: number[] = [];
   let offset = 0;
   for (const [batch, entries] of perBatch) {

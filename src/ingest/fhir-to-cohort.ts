@@ -750,12 +750,8 @@ function pick(resource: ResourceLike, fields: readonly string[]): ResourceLike {
   return reduced as ResourceLike;
 }
 
-/**
- * The part of a resource that cohortRecordsForPatient reads, or null when it reads none of it: types it does
- * not use (MedicationStatement: home medications; Location, …) and Observations other than labs and the triage
- * complaint and acuity (vital signs, pain scores). Medication resources are read through medicationNameOf.
- */
-export function reduceForConversion(resource: ResourceLike): ResourceLike | null {
+/** The fields of a resource that cohortRecordsForPatient reads, or null when it reads none of them (reduceForConversion). */
+function fieldsReadOf(resource: ResourceLike): readonly string[] | null {
   switch (resource.resourceType) {
     case 'Patient':
     case 'Encounter':
@@ -765,18 +761,36 @@ export function reduceForConversion(resource: ResourceLike): ResourceLike | null
     case 'MedicationAdministration':
     case 'MedicationRequest':
     case 'Procedure':
-      return pick(resource, fieldsRead[resource.resourceType]);
+      return fieldsRead[resource.resourceType];
     case 'Observation': {
       // The same tests, in the same order, as the observation loop of cohortRecordsForPatient.
       const observation = resource as unknown as Observation;
       if (hasCoding(observation.code, loinc, chiefComplaintLoinc) || hasCoding(observation.code, loinc, acuityLoinc)) {
-        return pick(resource, fieldsRead.TriageObservation);
+        return fieldsRead.TriageObservation;
       }
-      return isLaboratory(observation) ? pick(resource, fieldsRead.LabObservation) : null;
+      return isLaboratory(observation) ? fieldsRead.LabObservation : null;
     }
     default:
       return null;
   }
+}
+
+/**
+ * The part of a resource that cohortRecordsForPatient reads, or null when it reads none of it: types it does
+ * not use (MedicationStatement: home medications; Location, …) and Observations other than labs and the triage
+ * complaint and acuity (vital signs, pain scores). Medication resources are read through medicationNameOf.
+ */
+export function reduceForConversion(resource: ResourceLike): ResourceLike | null {
+  const fields = fieldsReadOf(resource);
+  return fields === null ? null : pick(resource, fields);
+}
+
+/**
+ * Whether cohortRecordsForPatient reads any of a resource (reduceForConversion would keep it). The whole resource
+ * converts as its reduced form does (test/ingest/conversion-input.test.ts), without the copy.
+ */
+export function isReadByConversion(resource: ResourceLike): boolean {
+  return fieldsReadOf(resource) !== null;
 }
 
 /** The name a Medication resource gives its product (for `medicationReference`), or null. */

@@ -12,7 +12,7 @@ import { formatCopyBatch, type CohortBatch, type PreparedCopyBatch } from '../db
 import { convertStagedBatch, stageBytes, type ConversionSettings, type StagedChunk } from './batch-work.js';
 import { keyHasherSecret, type KeyHasher } from './deidentify.js';
 import type { CohortEncounterRecord } from './fhir-to-cohort.js';
-import { readStagedMedicationNames, type StagedMalformedLine } from './staging.js';
+import { readStagedMedicationNames, type LeasedChunk, type StagedMalformedLine } from './staging.js';
 
 /** A converted batch, ready for the writer, with its counts. */
 export interface ProcessedBatch {
@@ -27,7 +27,8 @@ export interface ProcessedBatch {
 export interface IngestProcessor {
   /** Worker threads in use; 0 when everything runs on the main thread. */
   readonly threads: number;
-  stage(bytes: Uint8Array, firstLine: number, fileIndex: number): Promise<StagedChunk>;
+  /** See StagingOptions.stage. */
+  stage(bytes: Uint8Array, firstLine: number, fileIndex: number): Promise<LeasedChunk>;
   convert(batch: number): Promise<ProcessedBatch>;
   close(): Promise<void>;
 }
@@ -53,13 +54,23 @@ export interface WorkerSetup {
   readonly output: 'copy' | 'records';
 }
 
+/**
+ * Where a chunk to stage is: in the request itself (`bytes`, copied), or in the first `length` bytes of a shared slot
+ * (SharedSlot), whose memory after `inputBytes` takes the staged lines. The slot's memory is sent once per worker.
+ */
+export type StageInput =
+  | { readonly bytes: Uint8Array }
+  | { readonly slot: number; readonly memory?: SharedArrayBuffer; readonly inputBytes: number; readonly length: number };
+
 export type WorkerRequest =
-  | { readonly id: number; readonly kind: 'stage'; readonly bytes: Uint8Array; readonly firstLine: number; readonly fileIndex: number }
+  | ({ readonly id: number; readonly kind: 'stage'; readonly firstLine: number; readonly fileIndex: number } & StageInput)
   | { readonly id: number; readonly kind: 'convert'; readonly batch: number };
 
 export type WorkerResponse =
   | { readonly id: number; readonly kind: 'ready' }
   | { readonly id: number; readonly kind: 'staged'; readonly chunk: StagedChunk }
+  /** Staged into the request's slot: `data` is the `size` bytes after its input. */
+  | { readonly id: number; readonly kind: 'staged-in-slot'; readonly chunk: Omit<StagedChunk, 'data'>; readonly size: number }
   | {
       readonly id: number;
       readonly kind: 'converted';
@@ -121,11 +132,32 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
+/**
+ * Memory shared with the workers that carries a chunk to stage and the staged lines back: one per chunk in flight,
+ * reused. Copying chunks into messages and transferring fresh buffers back allocated ~2 MB of the main thread's
+ * external memory per MB of input, and its collector ran a full mark-compact every ~20 MB of it.
+ */
+interface SharedSlot {
+  readonly id: number;
+  readonly memory: SharedArrayBuffer;
+  readonly input: Buffer;
+  readonly output: Buffer;
+  /** Workers that have been sent `memory` already. */
+  readonly sentTo: Set<Worker>;
+}
+
+/** Input bytes a slot takes (the reader's chunks are 1 MiB of whole lines); larger chunks travel in their message. */
+const slotInputBytes = 2 << 20;
+/** Room for the staged lines: the input with a prefix per line, with margin; larger results come back in a buffer of their own. */
+const slotOutputBytes = 2 * slotInputBytes;
+
 class WorkerPool implements IngestProcessor {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly load = new Map<Worker, number>();
   private failure: Error | undefined;
+  private readonly freeSlots: SharedSlot[] = [];
+  private slotCount = 0;
 
   constructor(
     private readonly workers: readonly Worker[],
@@ -164,7 +196,7 @@ class WorkerPool implements IngestProcessor {
     this.pending.clear();
   }
 
-  private request(make: (id: number) => WorkerRequest): Promise<WorkerResponse> {
+  private request(make: (id: number, worker: Worker) => WorkerRequest): Promise<WorkerResponse> {
     if (this.failure) return Promise.reject(this.failure);
     // The least busy worker: conversions take longer than chunks, so round robin would queue behind them.
     let chosen = this.workers[0]!;
@@ -173,14 +205,52 @@ class WorkerPool implements IngestProcessor {
     this.load.set(chosen, (this.load.get(chosen) ?? 0) + 1);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      chosen.postMessage(make(id));
+      chosen.postMessage(make(id, chosen));
     });
   }
 
-  async stage(bytes: Uint8Array, firstLine: number, fileIndex: number): Promise<StagedChunk> {
-    const response = await this.request((id) => ({ id, kind: 'stage', bytes, firstLine, fileIndex }));
-    if (response.kind !== 'staged') throw new Error(`ingest worker answered ${response.kind} to stage`);
-    return response.chunk;
+  private takeSlot(): SharedSlot {
+    const free = this.freeSlots.pop();
+    if (free) return free;
+    const memory = new SharedArrayBuffer(slotInputBytes + slotOutputBytes);
+    const id = this.slotCount++;
+    return { id, memory, input: Buffer.from(memory, 0, slotInputBytes), output: Buffer.from(memory, slotInputBytes, slotOutputBytes), sentTo: new Set() };
+  }
+
+  async stage(bytes: Uint8Array, firstLine: number, fileIndex: number): Promise<LeasedChunk> {
+    if (bytes.length > slotInputBytes) {
+      const response = await this.request((id) => ({ id, kind: 'stage', bytes, firstLine, fileIndex }));
+      if (response.kind !== 'staged') throw new Error(`ingest worker answered ${response.kind} to stage`);
+      return response.chunk;
+    }
+    const slot = this.takeSlot();
+    slot.input.set(bytes);
+    let response: WorkerResponse;
+    try {
+      response = await this.request((id, worker) => {
+        const first = !slot.sentTo.has(worker);
+        slot.sentTo.add(worker);
+        return { id, kind: 'stage', slot: slot.id, ...(first ? { memory: slot.memory } : {}), inputBytes: slotInputBytes, length: bytes.length, firstLine, fileIndex };
+      });
+    } catch (error) {
+      this.freeSlots.push(slot);
+      throw error;
+    }
+    if (response.kind === 'staged') {
+      this.freeSlots.push(slot);
+      return response.chunk;
+    }
+    if (response.kind !== 'staged-in-slot') throw new Error(`ingest worker answered ${response.kind} to stage`);
+    let released = false;
+    return {
+      ...response.chunk,
+      data: slot.output.subarray(0, response.size),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.freeSlots.push(slot);
+      },
+    };
   }
 
   async convert(batch: number): Promise<ProcessedBatch> {

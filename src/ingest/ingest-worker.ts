@@ -12,6 +12,8 @@ import { readStagedMedicationNames } from './staging.js';
 const setup = workerData as WorkerSetup;
 const hasher = createKeyHasher(setup.secret);
 let medicationNames: Map<string, string> | undefined;
+/** The main thread's shared slots (ingest-processor.ts SharedSlot), by id. */
+const slots = new Map<number, SharedArrayBuffer>();
 const port = parentPort!;
 const send = (message: WorkerResponse) => port.postMessage(message);
 
@@ -19,8 +21,22 @@ port.on('message', (request: WorkerRequest) => {
   void (async () => {
     try {
       if (request.kind === 'stage') {
-        const chunk = stageBytes(request.bytes, request.firstLine, request.fileIndex, setup.batchCount);
-        port.postMessage({ id: request.id, kind: 'staged', chunk } satisfies WorkerResponse, [chunk.data.buffer as ArrayBuffer]);
+        if ('bytes' in request) {
+          const chunk = stageBytes(request.bytes, request.firstLine, request.fileIndex, setup.batchCount);
+          port.postMessage({ id: request.id, kind: 'staged', chunk } satisfies WorkerResponse, [chunk.data.buffer as ArrayBuffer]);
+          return;
+        }
+        if (request.memory) slots.set(request.slot, request.memory);
+        const memory = slots.get(request.slot);
+        if (!memory) throw new Error(`slot ${request.slot} was never sent`);
+        const input = new Uint8Array(memory, 0, request.length);
+        const output = new Uint8Array(memory, request.inputBytes);
+        const { data, ...chunk } = stageBytes(input, request.firstLine, request.fileIndex, setup.batchCount, output);
+        if (data.buffer === memory) {
+          send({ id: request.id, kind: 'staged-in-slot', chunk, size: data.length });
+        } else {
+          port.postMessage({ id: request.id, kind: 'staged', chunk: { ...chunk, data } } satisfies WorkerResponse, [data.buffer as ArrayBuffer]);
+        }
         return;
       }
       medicationNames ??= readStagedMedicationNames(setup.directory);
