@@ -79,7 +79,7 @@ export interface StagingOptions {
   readonly checkpointLines?: number;
   /** Batches an interrupted run stored already: their files may be gone (removeStagedBatch). */
   readonly storedBatches?: ReadonlySet<number>;
-  /** Bytes of staged lines held before they are written (flushCharacters by default; smaller in tests). */
+  /** Bytes of staged lines held before they are written (flushBytes by default; smaller in tests). */
   readonly bufferBytes?: number;
 }
 
@@ -113,11 +113,11 @@ export const maximumMalformedListed = 1000;
 const defaultCheckpointLines = 250_000;
 const progressEveryResources = 5000;
 /**
- * Bytes buffered across all batches before they are written out, in one buffer reused from flush to flush: a fresh
- * buffer for every chunk made the main thread's collector run a full mark-compact every ~20 MB of input (measured at
- * 100,000 encounters: 515 of them while staging).
+ * Bytes of staged lines buffered across all batches before they are written out, in one buffer reused from flush to
+ * flush. Holding each chunk's own buffer until the flush, with a fresh one for every chunk, made the main thread's
+ * collector run a full mark-compact about every 10 MB of input (measured at 100,000 encounters: 515 while staging 4.9 GB).
  */
-const flushCharacters = 8 << 20;
+const flushBytes = 8 << 20;
 /**
  * Input bytes (uncompressed) per batch: each worker thread holds a batch's staged bytes whole while it converts it
  * (readStagedBatch), besides one patient's parsed resources at a time.
@@ -259,20 +259,23 @@ export async function stageInput(directory: string, inputs: readonly InputFile[]
   const medicationDescriptor = openFile(medicationFileName, medicationBytes);
   const pending: Uint8Array[][] = Array.from({ length: batchCount }, () => []);
   const pendingMedications: string[] = [];
-  let pendingCharacters = 0;
-  // Staged lines waiting to be written are copied here; `pending` holds views of it.
-  const bufferBytes = options.bufferBytes ?? flushCharacters;
-  let arena = Buffer.allocUnsafeSlow(bufferBytes);
-  let arenaUsed = 0;
+  let pendingMedicationCharacters = 0;
+  // Staged lines waiting to be written are copied here (the chunk's memory may be reused once released); `pending`
+  // holds views of it. Written out when full.
+  const bufferBytes = options.bufferBytes ?? flushBytes;
+  const buffer = Buffer.allocUnsafeSlow(bufferBytes);
+  let buffered = 0;
   const keep = (batch: number, bytes: Uint8Array) => {
-    if (arenaUsed + bytes.length > arena.length) {
+    if (buffered + bytes.length > buffer.length) flush();
+    if (bytes.length > buffer.length) {
+      // Longer than the buffer: written at once from the chunk, before it is released.
+      pending[batch]!.push(bytes);
       flush();
-      if (bytes.length > arena.length) arena = Buffer.allocUnsafeSlow(bytes.length);
+      return;
     }
-    arena.set(bytes, arenaUsed);
-    pending[batch]!.push(arena.subarray(arenaUsed, arenaUsed + bytes.length));
-    arenaUsed += bytes.length;
-    pendingCharacters += bytes.length;
+    buffer.set(bytes, buffered);
+    pending[batch]!.push(buffer.subarray(buffered, buffered + bytes.length));
+    buffered += bytes.length;
   };
 
   const flush = () => {
@@ -286,8 +289,8 @@ export async function stageInput(directory: string, inputs: readonly InputFile[]
       medicationBytes += writeSync(medicationDescriptor, pendingMedications.join(''), medicationBytes);
       pendingMedications.length = 0;
     }
-    pendingCharacters = 0;
-    arenaUsed = 0;
+    pendingMedicationCharacters = 0;
+    buffered = 0;
   };
   const checkpoint = (next: Manifest['next'], complete = false) => {
     flush();
@@ -335,13 +338,13 @@ export async function stageInput(directory: string, inputs: readonly InputFile[]
         chunk.release?.();
         if (chunk.medications) {
           pendingMedications.push(chunk.medications);
-          pendingCharacters += chunk.medications.length;
+          pendingMedicationCharacters += chunk.medications.length;
         }
         sinceCheckpoint += oldest.lines;
         if (sinceCheckpoint >= checkpointLines) {
           checkpoint({ file: fileIndex, line: oldest.lastLine });
           sinceCheckpoint = 0;
-        } else if (pendingCharacters >= bufferBytes) {
+        } else if (pendingMedicationCharacters >= bufferBytes) {
           flush();
         }
         if (counts.resources - lastProgressAt >= progressEveryResources) {
